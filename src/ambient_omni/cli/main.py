@@ -1,0 +1,53 @@
+"""Entry point of the ``ambient`` command: discovers subcommand modules in this package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import ambient_omni
+import ambient_omni.cli as cli_pkg
+from ambient_omni.errors import AmbientError
+
+_NOT_COMMANDS = {"main", "common"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with one subparser per discovered command module."""
+    parser = argparse.ArgumentParser(
+        prog="ambient",
+        description="Ambient Diffusion Omni: train diffusion models from clean, low-quality "
+        "and out-of-distribution images. Run `ambient SUBCOMMAND --help` for details.",
+    )
+    parser.add_argument("--version", action="version", version=f"ambient_omni {ambient_omni.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda m: m.name):
+        if info.name in _NOT_COMMANDS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; user errors exit with code 2 and one message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except (AmbientError, FileNotFoundError, ValueError) as err:
+        print(f"ambient {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ambient {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
