@@ -1,0 +1,419 @@
+"""Mixed-quality dataset folders: build (clean + corrupted + out-of-distribution), write, load.
+
+A dataset folder (docs/ARCHITECTURE.md) holds
+
+    images.npy      uint8 (N, C, H, W); pixel code u means u / 127.5 - 1
+    labels.npy      int64 (N,), -1 = no label
+    manifest.jsonl  one line per image: id, source, source_index, label, provenance
+    dataset.json    format "ambient-omni-dataset", version 1, seed, sources, specs, counts,
+                    recipe, command and the sha256 of images.npy, labels.npy and manifest.jsonl
+    README.md       a human summary
+
+Provenance is ``clean``, ``corrupted:<corruption spec>`` or ``ood:<source>``. Image ids are
+``0..N-1`` in file order; a corruption sees ``ids`` = these positions, so image ``i`` of a folder
+is reproducible from ``(source image, i, seed)`` alone. The same inputs and seed give the same
+bytes in every file (nothing time- or path-dependent is written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ambient_omni.data.imageset import ImageSet, from_uint8, to_uint8
+from ambient_omni.errors import AmbientError
+from ambient_omni.files import atomic_write_bytes, atomic_write_text, read_json, write_json
+
+FORMAT = "ambient-omni-dataset"
+VERSION = 1
+FILES = ("images.npy", "labels.npy", "manifest.jsonl", "dataset.json")
+_PROVENANCE = re.compile(r"^(clean|corrupted:.+|ood:.+)$")
+_BATCH = 256
+
+
+class Corruption(Protocol):
+    """What :func:`build_mixed` needs from ``ambient_omni.data.corruptions.parse_corruption``."""
+
+    @property
+    def spec(self) -> str: ...
+
+    def __call__(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor: ...
+
+
+def generator(seed: int, purpose: str) -> torch.Generator:
+    """A CPU generator seeded from SHA-256 of ``"seed/purpose"`` (63 bits; stable everywhere)."""
+    digest = hashlib.sha256(f"{int(seed)}/{purpose}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def round_half_up(x: float) -> int:
+    """``floor(x + 0.5)``: the clean count for a fraction (0.5 rounds up, unlike ``round``)."""
+    return int(math.floor(x + 0.5))
+
+
+@dataclass
+class MixedData:
+    """A dataset in memory, exactly as it is written: uint8 codes and one record per image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str]
+    source_index: np.ndarray
+    provenance: list[str]
+    seed: int
+    recipe: list[dict[str, Any]] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"MixedData.images must be uint8 (N, C, H, W), got {self.images.dtype} "
+                             f"{self.images.shape}")
+        if not (self.labels.shape == self.source_index.shape == (n,)
+                and len(self.sources) == len(self.provenance) == n):
+            raise ValueError("MixedData: labels, sources, source_index and provenance need one entry per image")
+        bad = next((p for p in self.provenance if not _PROVENANCE.match(p)), None)
+        if bad is not None:
+            raise AmbientError(f"invalid provenance {bad!r}: use clean, corrupted:<spec> or ood:<source>")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def counts(self) -> dict[str, int]:
+        """Number of images per provenance string (sorted by provenance)."""
+        return dict(sorted(Counter(self.provenance).items()))
+
+    def take(self, index: np.ndarray) -> MixedData:
+        """The records at ``index`` (in that order); the recipe and seed are kept."""
+        index = np.asarray(index, dtype=np.int64)
+        return MixedData(self.images[index], self.labels[index], [self.sources[i] for i in index],
+                         self.source_index[index], [self.provenance[i] for i in index], self.seed,
+                         list(self.recipe), list(self.class_names))
+
+
+def from_image_set(images: ImageSet, provenance: str, source: str, seed: int = 0) -> MixedData:
+    """Quantize an ImageSet to uint8 and give every image the same ``provenance``."""
+    assert images.source_index is not None
+    n = len(images)
+    return MixedData(to_uint8(images.images).numpy(), images.labels.numpy().copy(), [source] * n,
+                     images.source_index.numpy().copy(), [provenance] * n, seed,
+                     [{"source": source, "provenance": provenance, "n": n}], list(images.class_names))
+
+
+def _choose(total: int, count: int, gen: torch.Generator) -> np.ndarray:
+    """``count`` distinct positions of ``0..total-1`` drawn uniformly, returned sorted."""
+    return np.sort(torch.randperm(total, generator=gen)[:count].numpy())
+
+
+def _resolve_count(total: int, fraction: float | None, count: int | None, what: str) -> int:
+    """``count`` if given, else ``round_half_up(fraction * total)``; both range-checked."""
+    if count is not None:
+        if not 0 <= count <= total:
+            raise AmbientError(f"{what} count {count} must lie in 0..{total}")
+        return int(count)
+    if fraction is None or not 0.0 <= fraction <= 1.0:
+        raise AmbientError(f"{what} fraction must lie in [0, 1], got {fraction}")
+    return round_half_up(fraction * total)
+
+
+def _corrupt(images: torch.Tensor, ids: torch.Tensor, corruption: Corruption, seed: int) -> torch.Tensor:
+    """Apply ``corruption`` in batches (ids = dataset positions), returning uint8 codes."""
+    from tqdm import tqdm
+
+    out = torch.empty(images.shape, dtype=torch.uint8)
+    starts = range(0, images.shape[0], _BATCH)
+    for start in tqdm(starts, desc=f"corrupting ({corruption.spec})", unit="batch",
+                      disable=len(starts) < 8, leave=False):
+        batch = slice(start, start + _BATCH)
+        corrupted = corruption(images[batch], ids[batch], seed)
+        if corrupted.shape != images[batch].shape:
+            raise ValueError(f"corruption {corruption.spec} changed the shape {tuple(images[batch].shape)} "
+                             f"to {tuple(corrupted.shape)}")
+        out[batch] = to_uint8(corrupted)
+    return out
+
+
+def build_mixed(source: ImageSet, corruption: Corruption | None, clean_fraction: float | None, seed: int,
+                source_name: str, n: int | None = None, clean_count: int | None = None) -> MixedData:
+    """Keep ``K`` images clean, corrupt the rest: the mixed-quality dataset of the paper.
+
+    1. With ``n``, a uniform random subset of ``n`` source images (kept in source order).
+    2. ``K = clean_count`` or ``round_half_up(clean_fraction * N)`` positions drawn uniformly
+       (generator ``(seed, "clean")``) stay clean; the others get
+       ``corruption(images, ids=positions, seed)`` and provenance ``corrupted:<spec>``.
+    3. Everything is quantized to uint8 (:func:`~ambient_omni.data.imageset.to_uint8`).
+    """
+    total = len(source)
+    if n is not None:
+        if not 1 <= n <= total:
+            raise AmbientError(f"--n {n} must lie in 1..{total} (images in {source_name})")
+        source = source.subset(_choose(total, n, generator(seed, "subset")))
+    size = len(source)
+    k = _resolve_count(size, clean_fraction, clean_count, "clean")
+    clean = np.zeros(size, dtype=bool)
+    clean[_choose(size, k, generator(seed, "clean"))] = True
+    codes = to_uint8(source.images)
+    dirty = torch.from_numpy(np.flatnonzero(~clean))
+    if dirty.numel():
+        if corruption is None:
+            raise AmbientError("a corruption is needed unless every image is clean")
+        codes[dirty] = _corrupt(source.images[dirty], dirty, corruption, seed)
+    dirty_name = f"corrupted:{corruption.spec}" if corruption is not None else ""
+    assert source.source_index is not None
+    recipe = {"source": source_name, "n": size, "subset_of": total if n is not None else None,
+              "clean": k, "corruption": corruption.spec if corruption is not None else None, "seed": seed}
+    return MixedData(codes.numpy(), source.labels.numpy().copy(), [source_name] * size,
+                     source.source_index.numpy().copy(),
+                     ["clean" if c else dirty_name for c in clean], seed, [recipe], list(source.class_names))
+
+
+@dataclass
+class Part:
+    """One ingredient of :func:`combine_datasets`.
+
+    ``data`` is an ImageSet (then ``provenance``, e.g. ``"clean"`` or ``"ood:<source>"``, and
+    ``source`` are required) or a :class:`MixedData` (it keeps its own records). ``count`` or
+    ``fraction`` keeps a uniform random subset; neither keeps everything.
+    """
+
+    data: ImageSet | MixedData
+    provenance: str | None = None
+    source: str = ""
+    count: int | None = None
+    fraction: float | None = None
+
+
+def _part_data(part: Part, seed: int, position: int) -> MixedData:
+    """The part as MixedData, subsampled with generator ``(seed, "part<position>")``."""
+    if isinstance(part.data, ImageSet):
+        if part.provenance is None or not part.source:
+            raise AmbientError(f"part {position}: an ImageSet part needs a provenance and a source name")
+        data = from_image_set(part.data, part.provenance, part.source, seed)
+    elif part.provenance is not None:
+        raise AmbientError(f"part {position}: a dataset part keeps its own provenance; do not set one")
+    else:
+        data = part.data
+    if part.count is None and part.fraction is None:
+        return data
+    k = _resolve_count(len(data), part.fraction, part.count, f"part {position} ({part.source or 'dataset'})")
+    chosen = data.take(_choose(len(data), k, generator(seed, f"part{position}")))
+    chosen.recipe = [{"kept": k, "of": len(data), "recipe": data.recipe}]
+    return chosen
+
+
+def combine_datasets(parts: Sequence[Part], seed: int) -> MixedData:
+    """Concatenate parts (in order) into one dataset; all must share ``(C, H, W)``.
+
+    Example (the paper's OOD setting at small scale): 10% of the Sneaker images as ``clean``
+    plus every Sandal image as ``ood:fashion-mnist:train@class=Sandal``.
+    """
+    if not parts:
+        raise AmbientError("combine needs at least one part")
+    pieces = [_part_data(part, seed, i) for i, part in enumerate(parts)]
+    shape = pieces[0].images.shape[1:]
+    for i, piece in enumerate(pieces[1:], start=1):
+        if piece.images.shape[1:] != shape:
+            raise AmbientError(f"part {i} has images of shape {piece.images.shape[1:]} (C, H, W), "
+                               f"part 0 has {shape}; all parts need one shape")
+    class_names = next((p.class_names for p in pieces if p.class_names), [])
+    return MixedData(
+        images=np.concatenate([p.images for p in pieces]),
+        labels=np.concatenate([p.labels for p in pieces]),
+        sources=[s for p in pieces for s in p.sources],
+        source_index=np.concatenate([p.source_index for p in pieces]),
+        provenance=[s for p in pieces for s in p.provenance],
+        seed=seed,
+        recipe=[{"part": i, "recipe": p.recipe, "n": len(p)} for i, p in enumerate(pieces)],
+        class_names=list(class_names),
+    )
+
+
+# ----------------------------------------------------------------------------- writing
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest_bytes(data: MixedData) -> bytes:
+    lines = [json.dumps({"id": i, "source": data.sources[i], "source_index": int(data.source_index[i]),
+                         "label": int(data.labels[i]), "provenance": data.provenance[i]}, sort_keys=True)
+             for i in range(len(data))]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _readme(info: dict[str, Any]) -> str:
+    """The human summary: counts, shape, how it was made and the command."""
+    c, h, w = info["shape"]
+    rows = "\n".join(f"| `{name}` | {count} |" for name, count in info["counts"].items())
+    recipe = json.dumps(info["recipe"], indent=2, sort_keys=True)
+    command = info["command"] or "(built through the Python API)"
+    return (f"# Mixed-quality dataset\n\n{info['n']} images of {h}x{w} pixels with {c} channel(s), "
+            f"seed {info['seed']}.\n\n| provenance | images |\n|---|---|\n{rows}\n\n"
+            f"Sources: {', '.join(f'`{s}`' for s in info['sources'])}.\n"
+            f"Corruptions: {', '.join(f'`{s}`' for s in info['specs']) or 'none'}.\n\n"
+            f"## How it was made\n\n    {command}\n\nRecipe:\n\n```json\n{recipe}\n```\n\n"
+            "## Files\n\n- `images.npy`: uint8 (N, C, H, W); code u is the value u / 127.5 - 1.\n"
+            "- `labels.npy`: int64 (N,), -1 = no label.\n"
+            "- `manifest.jsonl`: per image id, source, source_index, label, provenance.\n"
+            "- `dataset.json`: format, seed, counts, recipe and sha256 checksums.\n\n"
+            "Load with `ambient_omni.data.mixed.load_dataset(folder)`.\n")
+
+
+def _prepare_folder(folder: Path, overwrite: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise AmbientError(f"{folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise AmbientError(f"{folder}: folder is not empty; choose another or pass overwrite (--overwrite)")
+        (folder / "dataset.json").unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def write_dataset(folder: str | os.PathLike, data: MixedData, command: str | None = None,
+                  overwrite: bool = False) -> dict[str, Any]:
+    """Write ``data`` as a dataset folder (atomic files, ``dataset.json`` last); return its info.
+
+    A non-empty folder is refused unless ``overwrite``. ``command`` (no output path in it, so
+    the bytes do not depend on where the folder is) is recorded in dataset.json and README.md.
+    """
+    folder = Path(folder)
+    _prepare_folder(folder, overwrite)
+    blobs = {"images.npy": _npy_bytes(data.images), "labels.npy": _npy_bytes(data.labels.astype(np.int64)),
+             "manifest.jsonl": _manifest_bytes(data)}
+    info = {"format": FORMAT, "version": VERSION, "n": len(data), "shape": list(data.images.shape[1:]),
+            "seed": data.seed, "sources": _unique(data.sources),
+            "specs": _unique([p.partition(":")[2] for p in data.provenance if p.startswith("corrupted:")]),
+            "counts": data.counts(), "class_names": data.class_names, "recipe": data.recipe,
+            "command": command, "sha256": {name: _sha256(blob) for name, blob in blobs.items()}}
+    for name, blob in blobs.items():
+        atomic_write_bytes(folder / name, blob)
+    atomic_write_text(folder / "README.md", _readme(info))
+    write_json(folder / "dataset.json", info)
+    return info
+
+
+# ----------------------------------------------------------------------------- loading
+
+class MixedDataset(Dataset):
+    """A loaded dataset folder. ``images`` (N, C, H, W) float32 in [-1, 1] (converted once),
+    ``labels`` and ``ids`` int64 tensors, ``provenance``/``sources`` lists, ``source_index``,
+    ``info`` (dataset.json), ``sha256`` (hex digest of images.npy), ``path``."""
+
+    def __init__(self, path: Path, codes: np.ndarray, labels: np.ndarray, records: list[dict[str, Any]],
+                 info: dict[str, Any]) -> None:
+        self.path = path
+        self.codes = codes
+        self.images = from_uint8(codes)
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.ids = torch.arange(len(records), dtype=torch.int64)
+        self.provenance = [r["provenance"] for r in records]
+        self.sources = [r["source"] for r in records]
+        self.source_index = np.array([r["source_index"] for r in records], dtype=np.int64)
+        self.info = info
+        self.sha256: str = info["sha256"]["images.npy"]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"image": self.images[i], "label": int(self.labels[i]), "id": int(self.ids[i])}
+
+    def to_mixed(self) -> MixedData:
+        """The records as :class:`MixedData` (e.g. to combine it with other parts)."""
+        return MixedData(self.codes, self.labels.numpy(), list(self.sources), self.source_index.copy(),
+                         list(self.provenance), int(self.info["seed"]),
+                         [{"dataset": self.path.name, "seed": self.info["seed"], "recipe": self.info["recipe"]}],
+                         list(self.info.get("class_names", [])))
+
+
+def _read_checked(folder: Path, name: str, expected: str) -> bytes:
+    blob = (folder / name).read_bytes()
+    if _sha256(blob) != expected:
+        raise AmbientError(f"{folder / name}: sha256 does not match dataset.json (the file was modified "
+                           "or replaced after the dataset was written)")
+    return blob
+
+
+def _load_npy(blob: bytes, path: Path) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(blob), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise AmbientError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def _parse_manifest(blob: bytes, path: Path, labels: np.ndarray) -> list[dict[str, Any]]:
+    """One record per line with ids 0..N-1 in order and labels equal to labels.npy."""
+    records = []
+    for line_no, line in enumerate(blob.decode("utf-8").splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise AmbientError(f"{path}:{line_no}: not valid JSON ({err})") from None
+        missing = {"id", "source", "source_index", "label", "provenance"} - set(record)
+        if missing:
+            raise AmbientError(f"{path}:{line_no}: missing keys {sorted(missing)}")
+        i = len(records)
+        if record["id"] != i or (i < len(labels) and record["label"] != int(labels[i])):
+            raise AmbientError(f"{path}:{line_no}: expected id {i} with label from labels.npy, got "
+                               f"id {record['id']} label {record['label']}")
+        if not _PROVENANCE.match(str(record["provenance"])):
+            raise AmbientError(f"{path}:{line_no}: invalid provenance {record['provenance']!r}")
+        records.append(record)
+    if len(records) != len(labels):
+        raise AmbientError(f"{path}: {len(records)} lines for {len(labels)} images")
+    return records
+
+
+def load_dataset(folder: str | os.PathLike) -> MixedDataset:
+    """Load and validate a dataset folder: files present, format/version, sha256 of each data
+    file, dtypes and shapes, manifest ids/labels, counts equal to dataset.json."""
+    folder = Path(folder)
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise AmbientError(f"{folder}: not a dataset folder (missing {', '.join(missing)})")
+    try:
+        info = read_json(folder / "dataset.json")
+    except ValueError as err:
+        raise AmbientError(str(err)) from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("version") != VERSION:
+        raise AmbientError(f"{folder / 'dataset.json'}: expected format {FORMAT!r} version {VERSION}")
+    sums = info.get("sha256", {})
+    if not isinstance(sums, dict) or any(name not in sums for name in FILES[:3]):
+        raise AmbientError(f"{folder / 'dataset.json'}: sha256 entries missing")
+    codes = _load_npy(_read_checked(folder, "images.npy", sums["images.npy"]), folder / "images.npy")
+    labels = _load_npy(_read_checked(folder, "labels.npy", sums["labels.npy"]), folder / "labels.npy")
+    if codes.dtype != np.uint8 or codes.ndim != 4:
+        raise AmbientError(f"{folder / 'images.npy'}: expected uint8 (N, C, H, W), got {codes.dtype} {codes.shape}")
+    if labels.dtype != np.int64 or labels.shape != (codes.shape[0],):
+        raise AmbientError(f"{folder / 'labels.npy'}: expected int64 ({codes.shape[0]},), got "
+                           f"{labels.dtype} {labels.shape}")
+    records = _parse_manifest(_read_checked(folder, "manifest.jsonl", sums["manifest.jsonl"]),
+                              folder / "manifest.jsonl", labels)
+    counts = dict(sorted(Counter(r["provenance"] for r in records).items()))
+    if counts != info.get("counts"):
+        raise AmbientError(f"{folder / 'dataset.json'}: counts {info.get('counts')} differ from the "
+                           f"manifest's {counts}")
+    return MixedDataset(folder, codes, labels, records, info)
