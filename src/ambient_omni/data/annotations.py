@@ -1,0 +1,452 @@
+"""Per-image noise-level windows (sigma_min, sigma_max): the validated annotation file.
+
+Image ``i`` is usable at noise level ``sigma`` when
+
+    sigma > b * sigma_min[i]   (high-noise use, ambient loss with sigma_tn = sigma_min[i]), or
+    sigma <= sigma_max[i]      (low-noise use, plain loss with sigma_tn = 0),
+
+with the buffer ``b = sqrt(s / (s - 1))``, ``s = 4`` (PAPER 2.1, 2.2). Clean images have
+``sigma_min = 0``; low-quality images ``0 < sigma_min < inf, sigma_max = 0``; out-of-distribution
+images ``sigma_min = inf, sigma_max > 0``.
+
+The file (``annotations.jsonl``) is JSON Lines: a header line, then one record per image.
+``docs/ANNOTATIONS.md`` describes it; :func:`read_annotations` checks everything listed there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import ambient_omni
+from ambient_omni.errors import AmbientError
+from ambient_omni.files import atomic_write_text
+
+FORMAT = "ambient-omni-annotations"
+VERSION = 1
+CORE_KEYS = ("id", "sigma_min", "sigma_max", "method", "classifier", "threshold")
+MERGE_RULES = ("agree", "a", "b", "max", "min")
+_SHOW = 5  # how many offending ids an error message lists
+
+
+def _few(values: Any) -> str:
+    """The first few items of ``values`` as text, with the total when there are more."""
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:_SHOW])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > _SHOW else "")
+
+
+@dataclass
+class AnnotationTable:
+    """Annotations of a set of images, one row per image id (numpy columns, python lists).
+
+    ``sigma_min`` may be ``inf`` (never usable at high noise); ``sigma_max`` is finite, ``0``
+    meaning no low-noise use. ``extra[k]`` holds the record's optional fields (e.g.
+    ``provenance``). ``dataset_n`` / ``dataset_sha256`` identify the dataset the table was
+    made for (``sha256`` of its ``images.npy``, or ``None`` when unknown).
+    """
+
+    ids: np.ndarray
+    sigma_min: np.ndarray
+    sigma_max: np.ndarray
+    method: list[str]
+    classifier: list[str | None]
+    threshold: list[float | None]
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    dataset_n: int | None = None
+    dataset_sha256: str | None = None
+    created_by: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, dtype=np.int64).reshape(-1)
+        self.sigma_min = np.asarray(self.sigma_min, dtype=np.float64).reshape(-1)
+        self.sigma_max = np.asarray(self.sigma_max, dtype=np.float64).reshape(-1)
+        n = len(self.ids)
+        if not self.extra:
+            self.extra = [{} for _ in range(n)]
+        if self.dataset_n is None:
+            self.dataset_n = n
+        lengths = {len(col) for col in (self.sigma_min, self.sigma_max, self.method, self.classifier, self.threshold, self.extra)}
+        if lengths != {n}:
+            raise AmbientError(f"annotation table: columns have different lengths {sorted(lengths | {n})}")
+        _check_values("annotation table", self.ids, self.sigma_min, self.sigma_max)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def all_clean(cls, ids: Any, dataset_sha256: str | None = None) -> AnnotationTable:
+        """Every image clean: ``sigma_min = 0`` (usable at every sigma), ``sigma_max = 0``."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        n = len(ids)
+        return cls(ids, np.zeros(n), np.zeros(n), ["all-clean"] * n, [None] * n, [None] * n,
+                   dataset_sha256=dataset_sha256, created_by={"rule": "all-clean"})
+
+    @classmethod
+    def fixed(
+        cls,
+        ids: Any,
+        provenance: list[str],
+        sigma_min: float,
+        sigma_max: float = 0.0,
+        dataset_sha256: str | None = None,
+    ) -> AnnotationTable:
+        """The paper's fixed baseline, from each image's provenance (dataset manifest).
+
+        ``clean`` -> (0, 0); ``corrupted:<spec>`` -> (``sigma_min``, 0);
+        ``ood:<source>`` -> (inf, ``sigma_max``). The provenance is kept in ``extra``.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(provenance) != len(ids):
+            raise AmbientError(f"fixed annotations: {len(provenance)} provenance entries for {len(ids)} ids")
+        if not (math.isfinite(sigma_min) and sigma_min > 0) or not (math.isfinite(sigma_max) and sigma_max >= 0):
+            raise AmbientError(f"fixed annotations: need 0 < sigma_min < inf and 0 <= sigma_max < inf, got {sigma_min}, {sigma_max}")
+        lo, hi = np.zeros(len(ids)), np.zeros(len(ids))
+        for k, prov in enumerate(provenance):
+            kind = str(prov).split(":", 1)[0]
+            if kind == "corrupted":
+                lo[k] = sigma_min
+            elif kind == "ood":
+                lo[k], hi[k] = math.inf, sigma_max
+            elif kind != "clean":
+                raise AmbientError(f"fixed annotations: image {ids[k]} has unknown provenance {prov!r} "
+                                   "(expected clean, corrupted:<spec> or ood:<source>)")
+        n = len(ids)
+        return cls(ids, lo, hi, ["fixed"] * n, [None] * n, [None] * n, [{"provenance": str(p)} for p in provenance],
+                   dataset_sha256=dataset_sha256,
+                   created_by={"rule": "fixed", "sigma_min": sigma_min, "sigma_max": sigma_max})
+
+    def select(self, ids: Any, where: str = "annotation table") -> AnnotationTable:
+        """The rows of ``ids``, in that order; missing or unknown ids are errors naming ``where``."""
+        want = np.asarray(ids, dtype=np.int64).reshape(-1)
+        _check_same_ids(where, self.ids, want)
+        order = np.argsort(self.ids, kind="stable")
+        rows = order[np.searchsorted(self.ids, want, sorter=order)]
+        return AnnotationTable(
+            self.ids[rows], self.sigma_min[rows], self.sigma_max[rows],
+            [self.method[r] for r in rows], [self.classifier[r] for r in rows],
+            [self.threshold[r] for r in rows], [dict(self.extra[r]) for r in rows],
+            self.dataset_n, self.dataset_sha256, dict(self.created_by),
+        )
+
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per row (``sigma_min = inf`` written as the string ``"inf"``)."""
+        return [
+            {
+                "id": int(self.ids[k]),
+                "sigma_min": "inf" if math.isinf(self.sigma_min[k]) else float(self.sigma_min[k]),
+                "sigma_max": float(self.sigma_max[k]),
+                "method": self.method[k],
+                "classifier": self.classifier[k],
+                "threshold": self.threshold[k],
+                **self.extra[k],
+            }
+            for k in range(len(self))
+        ]
+
+
+def _check_values(where: str, ids: np.ndarray, sigma_min: np.ndarray, sigma_max: np.ndarray) -> None:
+    """Raise on NaN / negative sigmas, infinite sigma_max or duplicated ids."""
+    bad_min = ids[np.isnan(sigma_min) | (sigma_min < 0)]
+    if bad_min.size:
+        raise AmbientError(f"{where}: sigma_min is NaN or negative for ids {_few(bad_min)}")
+    bad_max = ids[~np.isfinite(sigma_max) | (sigma_max < 0)]
+    if bad_max.size:
+        raise AmbientError(f"{where}: sigma_max must be a finite number >= 0; ids {_few(bad_max)}")
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise AmbientError(f"{where}: duplicated ids {_few(unique[counts > 1])}")
+
+
+def _check_same_ids(where: str, have: np.ndarray, want: np.ndarray) -> None:
+    """Raise when ``have`` lacks ids of ``want`` (missing) or holds ids outside it (unknown)."""
+    missing = np.setdiff1d(want, have)
+    if missing.size:
+        raise AmbientError(f"{where}: no annotation for dataset ids {_few(missing)}")
+    unknown = np.setdiff1d(have, want)
+    if unknown.size:
+        raise AmbientError(f"{where}: annotations for ids not in the dataset: {_few(unknown)}")
+
+
+def write_annotations(path: str | os.PathLike, table: AnnotationTable) -> None:
+    """Atomically write ``table`` as an annotation file (header line + one record per image)."""
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dataset": {"n": int(table.dataset_n or len(table)), "sha256": table.dataset_sha256},
+        "created_by": {"package": "ambient_omni", "version": ambient_omni.__version__, **table.created_by},
+    }
+    lines = [json.dumps(header)]
+    lines.extend(json.dumps(record, allow_nan=False) for record in table.records())
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-standard JSON constant {name} (write an infinite sigma_min as the string \"inf\")")
+
+
+def _parse_line(where: str, text: str) -> Any:
+    """``json.loads`` refusing NaN/Infinity, with the file and line number in errors."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as err:
+        raise AmbientError(f"{where}: malformed line ({err})") from None
+
+
+def _number(where: str, record: dict, key: str, allow_inf_string: bool = False) -> float:
+    """A record's numeric field; ``"inf"`` is accepted only where ``allow_inf_string``."""
+    value = record[key]
+    if allow_inf_string and value == "inf":
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        extra = ' or "inf"' if allow_inf_string else ""
+        raise AmbientError(f"{where}: {key} must be a number{extra}, got {value!r}")
+    if value < 0:
+        raise AmbientError(f"{where}: {key} is negative ({value})")
+    return float(value)
+
+
+def _parse_record(where: str, record: Any) -> tuple[int, float, float, str, str | None, float | None, dict]:
+    """Check one record's keys and types and return its fields."""
+    if not isinstance(record, dict):
+        raise AmbientError(f"{where}: a record must be a JSON object")
+    missing = [key for key in CORE_KEYS if key not in record]
+    if missing:
+        raise AmbientError(f"{where}: missing field(s) {', '.join(missing)}")
+    image_id = record["id"]
+    if isinstance(image_id, bool) or not isinstance(image_id, int):
+        raise AmbientError(f"{where}: id must be an integer, got {image_id!r}")
+    if not isinstance(record["method"], str):
+        raise AmbientError(f"{where}: method must be a string")
+    classifier = record["classifier"]
+    if classifier is not None and not isinstance(classifier, str):
+        raise AmbientError(f"{where}: classifier must be a string or null")
+    threshold = record["threshold"]
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise AmbientError(f"{where}: threshold must be a number or null")
+    sigma_min = _number(where, record, "sigma_min", allow_inf_string=True)
+    sigma_max = _number(where, record, "sigma_max")
+    extra = {key: value for key, value in record.items() if key not in CORE_KEYS}
+    return image_id, sigma_min, sigma_max, record["method"], classifier, threshold, extra
+
+
+def _parse_header(path: Path, header: Any) -> tuple[int, str | None, dict]:
+    """Check the header line; return (dataset n, dataset sha256, created_by)."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise AmbientError(f"{path}: line 1 is not an annotation header (expected \"format\": \"{FORMAT}\")")
+    if header.get("version") != VERSION:
+        raise AmbientError(f"{path}: unsupported annotation format version {header.get('version')!r} (this reader knows {VERSION})")
+    dataset = header.get("dataset")
+    if not isinstance(dataset, dict) or isinstance(dataset.get("n"), bool) or not isinstance(dataset.get("n"), int) or dataset["n"] < 0:
+        raise AmbientError(f"{path}: header needs \"dataset\": {{\"n\": <int>, \"sha256\": <str or null>}}")
+    sha = dataset.get("sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise AmbientError(f"{path}: header dataset.sha256 must be a string or null")
+    created_by = header.get("created_by", {})
+    return dataset["n"], sha, created_by if isinstance(created_by, dict) else {"value": created_by}
+
+
+def read_annotations(
+    path: str | os.PathLike,
+    ids: Any = None,
+    dataset_sha256: str | None = None,
+) -> AnnotationTable:
+    """Read and validate an annotation file; the result is ordered like ``ids``.
+
+    ``ids`` defaults to ``0 .. n-1`` with ``n`` from the header (the dataset convention).
+    Errors (all :class:`AmbientError` naming the file): unreadable file, wrong format or
+    version, malformed line (with its number), missing/mistyped fields, NaN, ``Infinity`` or
+    negative sigmas, duplicated ids, a record count different from the header's ``n``, ids
+    missing from the file, ids not in the dataset, and a dataset ``sha256`` mismatch (checked
+    when both the file and the caller give one).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AmbientError(f"{path}: cannot read annotation file ({err})") from None
+    if not lines or not lines[0].strip():
+        raise AmbientError(f"{path}: empty annotation file (line 1 must be the header)")
+    n, sha, created_by = _parse_header(path, _parse_line(f"{path}:1", lines[0]))
+    rows = [
+        _parse_record(f"{path}:{number}", _parse_line(f"{path}:{number}", text))
+        for number, text in enumerate(lines[1:], start=2)
+        if text.strip()
+    ]
+    columns = list(zip(*rows)) if rows else [()] * 7
+    file_ids = np.asarray(columns[0], dtype=np.int64)
+    _check_values(str(path), file_ids, np.asarray(columns[1], dtype=np.float64), np.asarray(columns[2], dtype=np.float64))
+    if len(rows) != n:
+        raise AmbientError(f"{path}: header says dataset.n = {n} but the file has {len(rows)} records")
+    if dataset_sha256 is not None and sha is not None and sha != dataset_sha256:
+        raise AmbientError(f"{path}: made for a different dataset (sha256 {sha[:12]}... != {dataset_sha256[:12]}...)")
+    table = AnnotationTable(file_ids, columns[1], columns[2], list(columns[3]), list(columns[4]), list(columns[5]),
+                            list(columns[6]), n, sha, created_by)
+    return table.select(np.arange(n) if ids is None else ids, where=str(path))
+
+
+def _merge_column(rule: str, name: str, ids: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Combine one sigma column of two tables by ``rule`` (see :func:`merge_annotations`)."""
+    if rule == "a":
+        return a.copy()
+    if rule == "b":
+        return b.copy()
+    if rule == "max":
+        return np.maximum(a, b)
+    if rule == "min":
+        return np.minimum(a, b)
+    if rule != "agree":
+        raise AmbientError(f"merge: unknown rule {rule!r} for {name} (choose from {', '.join(MERGE_RULES)})")
+    conflict = a != b
+    if conflict.any():
+        shown = _few(f"{i} ({x:g} vs {y:g})" for i, x, y in zip(ids[conflict], a[conflict], b[conflict]))
+        raise AmbientError(f"merge: the tables disagree on {name} for ids {shown}; say which wins "
+                           f"({name} rule a, b, max or min)")
+    return a.copy()
+
+
+def _join(x: str | None, y: str | None) -> str | None:
+    """``x`` when equal or ``y`` is null, ``y`` when ``x`` is null, else ``"x+y"``."""
+    if x is None or x == y:
+        return y
+    return x if y is None else f"{x}+{y}"
+
+
+def merge_annotations(a: AnnotationTable, b: AnnotationTable, sigma_min: str = "agree", sigma_max: str = "agree") -> AnnotationTable:
+    """Combine two tables of the same images, one rule per sigma column.
+
+    Rules: ``agree`` (default; any differing value is an error), ``a`` / ``b`` (take that
+    table's column), ``max`` / ``min`` (elementwise). Typical use: a noise-classifier table
+    ``a`` (sigma_min) and a crop-classifier table ``b`` (sigma_max, with sigma_min = inf for
+    its OOD images and 0 for the target images): ``sigma_min="max", sigma_max="b"`` keeps
+    OOD images out of high noise and the classifier's sigma_min elsewhere.
+
+    ``method`` and ``classifier`` are joined with ``+`` where they differ; ``threshold`` is
+    kept where equal or one side is null, else ``a``'s, with ``b``'s stored in
+    ``extra["threshold_b"]``. Other extra fields: union, ``a`` wins on conflict. The tables
+    must hold the same ids and must not name different datasets.
+    """
+    for rule, name in ((sigma_min, "sigma_min"), (sigma_max, "sigma_max")):
+        if rule not in MERGE_RULES:
+            raise AmbientError(f"merge: unknown rule {rule!r} for {name} (choose from {', '.join(MERGE_RULES)})")
+    if a.dataset_sha256 and b.dataset_sha256 and a.dataset_sha256 != b.dataset_sha256:
+        raise AmbientError("merge: the two tables were made for different datasets (sha256 differs)")
+    if a.dataset_n != b.dataset_n:
+        raise AmbientError(f"merge: the tables describe datasets of {a.dataset_n} and {b.dataset_n} images")
+    b = b.select(a.ids, where="merge (second table)")
+    extra, threshold = [], []
+    for k in range(len(a)):
+        row = {**b.extra[k], **a.extra[k]}
+        ta, tb = a.threshold[k], b.threshold[k]
+        if ta is not None and tb is not None and ta != tb:
+            row["threshold_b"] = tb
+        threshold.append(ta if ta is not None else tb)
+        extra.append(row)
+    return AnnotationTable(
+        a.ids.copy(),
+        _merge_column(sigma_min, "sigma_min", a.ids, a.sigma_min, b.sigma_min),
+        _merge_column(sigma_max, "sigma_max", a.ids, a.sigma_max, b.sigma_max),
+        [_join(x, y) or "" for x, y in zip(a.method, b.method)],
+        [_join(x, y) for x, y in zip(a.classifier, b.classifier)],
+        threshold,
+        extra,
+        a.dataset_n,
+        a.dataset_sha256 or b.dataset_sha256,
+        {"rule": "merge", "sigma_min": sigma_min, "sigma_max": sigma_max, "merged_from": [a.created_by, b.created_by]},
+    )
+
+
+def buffer_factor(buffer_s: float = 4.0) -> float:
+    """``b = sqrt(s / (s - 1))``: high-noise use needs ``sigma > b sigma_min`` (then ``w_amb <= s^2``)."""
+    if not buffer_s > 1:
+        raise AmbientError(f"buffer s must be > 1, got {buffer_s}")
+    return math.sqrt(buffer_s / (buffer_s - 1.0))
+
+
+def admissible_mask(table: AnnotationTable, sigma: float, buffer_s: float = 4.0) -> np.ndarray:
+    """Boolean per row: ``sigma > b * sigma_min`` or ``sigma <= sigma_max`` (``sigma > 0``).
+
+    ``sigma = 0`` is refused: ``0 <= sigma_max`` would hold for every image.
+    """
+    if not sigma > 0:
+        raise AmbientError(f"admissibility: sigma must be > 0, got {sigma}")
+    with np.errstate(invalid="ignore"):
+        high = sigma > buffer_factor(buffer_s) * table.sigma_min
+    return high | (sigma <= table.sigma_max)
+
+
+def admissible_counts(table: AnnotationTable, sigmas: Any, buffer_s: float = 4.0) -> np.ndarray:
+    """Number of images usable at each sigma in ``sigmas`` (int64 array of the same length)."""
+    return np.array([int(admissible_mask(table, float(s), buffer_s).sum()) for s in np.ravel(sigmas)], dtype=np.int64)
+
+
+def _stats(values: np.ndarray) -> dict[str, float] | None:
+    """Mean, min, quantiles (5, 25, 50, 75, 95 %) and max of ``values``; None when empty."""
+    if values.size == 0:
+        return None
+    q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return {"mean": float(values.mean()), "min": float(values.min()), "q05": float(q[0]), "q25": float(q[1]),
+            "median": float(q[2]), "q75": float(q[3]), "q95": float(q[4]), "max": float(values.max())}
+
+
+def summarize(table: AnnotationTable, provenance: list[str] | None = None) -> dict[str, Any]:
+    """Counts and sigma statistics of a table.
+
+    Kinds: ``clean`` (sigma_min = 0), ``corrupted`` (0 < sigma_min < inf; ``donut`` counts
+    those of them that also have sigma_max > 0), ``ood_like`` (sigma_min = inf, sigma_max > 0),
+    ``unusable`` (sigma_min = inf, sigma_max = 0). ``sigma_min`` statistics are over finite
+    sigma_min > 0, ``sigma_max`` over sigma_max > 0. With ``provenance`` (one per row, or taken
+    from ``extra["provenance"]`` when present) the same counts and the mean finite sigma_min
+    are given per provenance.
+    """
+    lo, hi = table.sigma_min, table.sigma_max
+    corrupted = (lo > 0) & np.isfinite(lo)
+    summary: dict[str, Any] = {
+        "n": len(table),
+        "clean": int((lo == 0).sum()),
+        "corrupted": int(corrupted.sum()),
+        "donut": int((corrupted & (hi > 0)).sum()),
+        "ood_like": int((np.isinf(lo) & (hi > 0)).sum()),
+        "unusable": int((np.isinf(lo) & (hi == 0)).sum()),
+        "sigma_min": _stats(lo[corrupted]),
+        "sigma_max": _stats(hi[hi > 0]),
+        "methods": dict(Counter(table.method)),
+    }
+    if provenance is None and table.extra and all("provenance" in e for e in table.extra):
+        provenance = [str(e["provenance"]) for e in table.extra]
+    if provenance is not None:
+        if len(provenance) != len(table):
+            raise AmbientError(f"summary: {len(provenance)} provenance entries for {len(table)} annotations")
+        labels = np.asarray(provenance, dtype=object)
+        summary["by_provenance"] = {
+            str(p): {
+                "n": int(mask.sum()),
+                "clean": int((lo[mask] == 0).sum()),
+                "mean_sigma_min": float(lo[mask & corrupted].mean()) if (mask & corrupted).any() else None,
+                "ood_like": int((np.isinf(lo[mask]) & (hi[mask] > 0)).sum()),
+            }
+            for p in sorted(set(provenance))
+            for mask in [labels == p]
+        }
+    return summary
+
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "AnnotationTable",
+    "admissible_counts",
+    "admissible_mask",
+    "buffer_factor",
+    "merge_annotations",
+    "read_annotations",
+    "summarize",
+    "write_annotations",
+]

@@ -1,0 +1,237 @@
+"""Annotation files: round trip, every validation error, merge rules, summary and
+admissible counts on hand-computed examples."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ambient_omni.data.annotations import (
+    AnnotationTable,
+    admissible_counts,
+    admissible_mask,
+    buffer_factor,
+    merge_annotations,
+    read_annotations,
+    summarize,
+    write_annotations,
+)
+from ambient_omni.errors import AmbientError
+
+SHA = "0123456789abcdef" * 4
+PROVENANCE = ["clean", "corrupted:blur:sigma=1", "ood:sandal", "clean", "corrupted:jpeg:quality=10"]
+
+
+def _fixed() -> AnnotationTable:
+    return AnnotationTable.fixed(np.arange(5), PROVENANCE, sigma_min=1.5, sigma_max=0.2, dataset_sha256=SHA)
+
+
+def _header(n: int = 2, **changes: object) -> dict:
+    header = {"format": "ambient-omni-annotations", "version": 1, "dataset": {"n": n, "sha256": SHA}, "created_by": {}}
+    header.update(changes)
+    return header
+
+
+def _record(i: int, **changes: object) -> dict:
+    record = {"id": i, "sigma_min": 0.5, "sigma_max": 0.0, "method": "classifier", "classifier": "m", "threshold": 0.45}
+    record.update(changes)
+    return record
+
+
+def _write(path: Path, lines: list) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_fixed_baseline_values() -> None:
+    table = _fixed()
+    np.testing.assert_array_equal(table.sigma_min, [0, 1.5, math.inf, 0, 1.5])
+    np.testing.assert_array_equal(table.sigma_max, [0, 0, 0.2, 0, 0])
+    assert table.method == ["fixed"] * 5 and table.extra[2] == {"provenance": "ood:sandal"}
+    with pytest.raises(AmbientError, match="unknown provenance 'weird'"):
+        AnnotationTable.fixed([0], ["weird"], 1.0)
+    with pytest.raises(AmbientError, match="0 < sigma_min"):
+        AnnotationTable.fixed([0], ["clean"], 0.0)
+
+
+def test_all_clean() -> None:
+    table = AnnotationTable.all_clean([2, 0, 1])
+    np.testing.assert_array_equal(table.sigma_min, 0)
+    assert (admissible_counts(table, [1e-3, 1.0, 80.0]) == 3).all()
+
+
+def test_round_trip_with_inf_and_reordering(tmp_path: Path) -> None:
+    path = tmp_path / "annotations.jsonl"
+    write_annotations(path, _fixed())
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["format"] == "ambient-omni-annotations" and header["version"] == 1
+    assert header["dataset"] == {"n": 5, "sha256": SHA} and header["created_by"]["rule"] == "fixed"
+    assert json.loads(lines[3])["sigma_min"] == "inf"
+    table = read_annotations(path, ids=[4, 2, 0, 1, 3], dataset_sha256=SHA)
+    np.testing.assert_array_equal(table.ids, [4, 2, 0, 1, 3])
+    np.testing.assert_array_equal(table.sigma_min, [1.5, math.inf, 0, 1.5, 0])
+    np.testing.assert_array_equal(table.sigma_max, [0, 0.2, 0, 0, 0])
+    assert table.extra[0] == {"provenance": "corrupted:jpeg:quality=10"}
+    default = read_annotations(path)  # ids default to 0..n-1 from the header
+    np.testing.assert_array_equal(default.ids, np.arange(5))
+    assert default.records() == _fixed().records()
+
+
+def test_round_trip_keeps_classifier_and_threshold(tmp_path: Path) -> None:
+    table = AnnotationTable([1, 0], [0.25, 0.0], [0.0, 0.1], ["dense", "dense"], ["clf", None], [0.45, None])
+    write_annotations(tmp_path / "a.jsonl", table)
+    back = read_annotations(tmp_path / "a.jsonl")
+    assert back.classifier == [None, "clf"] and back.threshold == [None, 0.45]
+    assert back.dataset_sha256 is None and back.dataset_n == 2
+
+
+@pytest.mark.parametrize(
+    ("lines", "needle"),
+    [
+        ([], "empty annotation file"),
+        (['{"format": "something-else", "version": 1}'], "line 1 is not an annotation header"),
+        ([_header(version=2)], "unsupported annotation format version 2"),
+        ([_header(dataset={"sha256": None})], "header needs"),
+        ([_header(), _record(0), "{not json"], ":3: malformed line"),
+        ([_header(), _record(0), '{"id": 1, "sigma_min": NaN, "sigma_max": 0, "method": "m", "classifier": null, "threshold": null}'],
+         ":3: malformed line (non-standard JSON constant NaN"),
+        ([_header(), _record(0), _record(1, sigma_min=-0.1)], ":3: sigma_min is negative"),
+        ([_header(), _record(0), _record(1, sigma_max=-1)], ":3: sigma_max is negative"),
+        ([_header(), _record(0), _record(1, sigma_max="inf")], ":3: sigma_max must be a number"),
+        ([_header(), _record(0), _record(1, sigma_min="big")], ':3: sigma_min must be a number or "inf"'),
+        ([_header(), _record(0), {"id": 1, "sigma_min": 0.1}], ":3: missing field(s) sigma_max, method"),
+        ([_header(), _record(0), _record("1")], ":3: id must be an integer"),
+        ([_header(), _record(0), _record(1, method=3)], ":3: method must be a string"),
+        ([_header(), _record(0), _record(1, threshold="x")], ":3: threshold must be a number or null"),
+        ([_header(), _record(0), [1, 2]], ":3: a record must be a JSON object"),
+        ([_header(n=3), _record(0), _record(0), _record(2)], "duplicated ids 0"),
+        ([_header(n=3), _record(0), _record(1)], "header says dataset.n = 3 but the file has 2 records"),
+        ([_header(n=2), _record(0), _record(5)], "no annotation for dataset ids 1"),
+    ],
+)
+def test_read_errors_name_file_and_problem(tmp_path: Path, lines: list, needle: str) -> None:
+    path = _write(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(AmbientError) as exc:
+        read_annotations(path)
+    assert str(path) in str(exc.value) and needle in str(exc.value)
+
+
+def test_read_errors_against_dataset_ids_and_sha(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.jsonl", [_header(n=3), _record(0), _record(1), _record(2)])
+    with pytest.raises(AmbientError, match=r"no annotation for dataset ids 3, 4"):
+        read_annotations(path, ids=np.arange(5))
+    with pytest.raises(AmbientError, match=r"annotations for ids not in the dataset: 2"):
+        read_annotations(path, ids=[0, 1])
+    with pytest.raises(AmbientError, match="made for a different dataset"):
+        read_annotations(path, dataset_sha256="f" * 64)
+    assert len(read_annotations(path, dataset_sha256=SHA)) == 3
+    with pytest.raises(AmbientError, match="cannot read annotation file"):
+        read_annotations(tmp_path / "missing.jsonl")
+
+
+def test_missing_ids_message_lists_a_few(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.jsonl", [_header(n=1), _record(0)])
+    with pytest.raises(AmbientError) as exc:
+        read_annotations(path, ids=np.arange(100))
+    assert "1, 2, 3, 4, 5, ... (99 in all)" in str(exc.value)
+
+
+def test_table_rejects_bad_values() -> None:
+    with pytest.raises(AmbientError, match="NaN or negative"):
+        AnnotationTable([0], [math.nan], [0.0], ["m"], [None], [None])
+    with pytest.raises(AmbientError, match="sigma_max must be a finite"):
+        AnnotationTable([0], [0.0], [math.inf], ["m"], [None], [None])
+    with pytest.raises(AmbientError, match="duplicated ids 3"):
+        AnnotationTable([3, 3], [0.0, 0.0], [0.0, 0.0], ["m", "m"], [None, None], [None, None])
+    with pytest.raises(AmbientError, match="different lengths"):
+        AnnotationTable([0, 1], [0.0], [0.0, 0.0], ["m", "m"], [None, None], [None, None])
+
+
+def _noise_table() -> AnnotationTable:
+    """A noise-classifier table: sigma_min for everything, sigma_max 0."""
+    return AnnotationTable([0, 1, 2, 3], [0.0, 1.2, 0.7, 0.1], [0, 0, 0, 0], ["dense"] * 4, ["noise"] * 4, [0.45] * 4)
+
+
+def _crop_table() -> AnnotationTable:
+    """A crop-classifier table: id 2 is OOD (inf, 0.15), the rest target images (0, 0)."""
+    return AnnotationTable([3, 2, 1, 0], [0.0, math.inf, 0.0, 0.0], [0, 0.15, 0, 0], ["crop"] * 4, ["crops"] * 4, [0.25] * 4)
+
+
+def test_merge_rules() -> None:
+    merged = merge_annotations(_noise_table(), _crop_table(), sigma_min="max", sigma_max="b")
+    np.testing.assert_array_equal(merged.ids, [0, 1, 2, 3])
+    np.testing.assert_array_equal(merged.sigma_min, [0.0, 1.2, math.inf, 0.1])
+    np.testing.assert_array_equal(merged.sigma_max, [0, 0, 0.15, 0])
+    assert merged.method == ["dense+crop"] * 4 and merged.classifier == ["noise+crops"] * 4
+    assert merged.threshold == [0.45] * 4 and merged.extra[0] == {"threshold_b": 0.25}
+    a_only = merge_annotations(_noise_table(), _crop_table(), sigma_min="a", sigma_max="max")
+    np.testing.assert_array_equal(a_only.sigma_min, [0.0, 1.2, 0.7, 0.1])
+    np.testing.assert_array_equal(a_only.sigma_max, [0, 0, 0.15, 0])
+    low = merge_annotations(_noise_table(), _crop_table(), sigma_min="min", sigma_max="a")
+    np.testing.assert_array_equal(low.sigma_min, [0.0, 0.0, 0.7, 0.0])
+    same = merge_annotations(_noise_table(), _noise_table())  # "agree" passes when equal
+    np.testing.assert_array_equal(same.sigma_min, _noise_table().sigma_min)
+    assert same.method == ["dense"] * 4 and same.extra == [{}] * 4
+
+
+def test_merge_errors() -> None:
+    with pytest.raises(AmbientError, match=r"disagree on sigma_min for ids 1 \(1.2 vs 0\), 2 \(0.7 vs inf\)"):
+        merge_annotations(_noise_table(), _crop_table(), sigma_max="b")
+    with pytest.raises(AmbientError, match="unknown rule 'left'"):
+        merge_annotations(_noise_table(), _crop_table(), sigma_min="left")
+    fewer = AnnotationTable([0, 1, 2], [0.0] * 3, [0.0] * 3, ["crop"] * 3, [None] * 3, [None] * 3, dataset_n=4)
+    with pytest.raises(AmbientError, match="no annotation for dataset ids 3"):
+        merge_annotations(_noise_table(), fewer, sigma_min="a", sigma_max="a")
+    other = _crop_table()
+    other.dataset_sha256 = "f" * 64
+    first = _noise_table()
+    first.dataset_sha256 = SHA
+    with pytest.raises(AmbientError, match="different datasets"):
+        merge_annotations(first, other, sigma_min="a", sigma_max="a")
+
+
+def test_summary_counts_and_stats() -> None:
+    table = AnnotationTable(
+        [0, 1, 2, 3, 4, 5],
+        [0.0, 1.0, 3.0, math.inf, math.inf, 2.0],
+        [0.0, 0.0, 0.0, 0.2, 0.0, 0.1],
+        ["a", "a", "a", "b", "b", "a"], [None] * 6, [None] * 6,
+    )
+    summary = summarize(table, provenance=["clean", "corrupted:x", "corrupted:x", "ood:y", "ood:y", "corrupted:x"])
+    assert (summary["n"], summary["clean"], summary["corrupted"], summary["donut"]) == (6, 1, 3, 1)
+    assert (summary["ood_like"], summary["unusable"]) == (1, 1)
+    assert summary["sigma_min"]["mean"] == pytest.approx(2.0) and summary["sigma_min"]["median"] == pytest.approx(2.0)
+    assert summary["sigma_min"]["q25"] == pytest.approx(1.5) and summary["sigma_min"]["max"] == 3.0
+    assert summary["sigma_max"]["mean"] == pytest.approx(0.15)
+    assert summary["methods"] == {"a": 4, "b": 2}
+    assert summary["by_provenance"]["corrupted:x"] == {"n": 3, "clean": 0, "mean_sigma_min": pytest.approx(2.0), "ood_like": 0}
+    assert summary["by_provenance"]["ood:y"]["ood_like"] == 1
+    # Provenance is taken from the table itself when it carries it.
+    assert set(summarize(_fixed())["by_provenance"]) == set(PROVENANCE)
+    assert summarize(AnnotationTable.all_clean([0, 1]))["sigma_min"] is None
+
+
+def test_admissible_counts_hand_computed() -> None:
+    b = buffer_factor(4)
+    assert b == pytest.approx(math.sqrt(4 / 3))
+    # rows: clean, corrupted 1.0, corrupted 0.3, ood (inf, 0.2), donut (2.0, 0.05)
+    table = AnnotationTable([0, 1, 2, 3, 4], [0.0, 1.0, 0.3, math.inf, 2.0], [0.0, 0.0, 0.0, 0.2, 0.05],
+                            ["m"] * 5, [None] * 5, [None] * 5)
+    sigmas = [0.01, 0.05, 0.2, 0.3, 0.35, 1.0, 1.16, 2.3, 2.31, 80.0]
+    # 0.01: clean, ood, donut -> 3;   0.05: clean, ood, donut -> 3;   0.2: clean, ood -> 2;   0.3: clean -> 1
+    # 0.35 > 0.3 b = 0.3464: clean, row 2 -> 2;   1.0: -> 2;   1.16 > 1.1547: + row 1 -> 3
+    # 2.3 < 2 b = 2.3094 -> 3;   2.31 -> 4;   80 -> 4 (ood never at high noise)
+    expected = [3, 3, 2, 1, 2, 2, 3, 3, 4, 4]
+    np.testing.assert_array_equal(admissible_counts(table, sigmas), expected)
+    np.testing.assert_array_equal(admissible_mask(table, 0.35), [True, False, True, False, False])
+    # Larger buffer s -> smaller b -> row 4 is admissible at 2.2 with s = 100 (b = 1.005)
+    assert admissible_counts(table, [2.2], buffer_s=100)[0] == 4
+    with pytest.raises(AmbientError):
+        buffer_factor(1.0)
+    with pytest.raises(AmbientError, match="sigma must be > 0"):
+        admissible_counts(table, [0.0, 1.0])
