@@ -400,6 +400,12 @@ def split_options(spec: str, keys: tuple[str, ...] = ("class", "mode")) -> tuple
     return spec, options
 
 
+def canonical_source(spec: str) -> str:
+    """``fashion-mnist`` (with or without options) becomes ``fashion-mnist:train``; else unchanged."""
+    body, _ = split_options(spec.strip())
+    return "fashion-mnist:train" + spec.strip()[len(body):] if body == "fashion-mnist" else spec.strip()
+
+
 def filter_classes(images: ImageSet, classes: str, spec: str) -> ImageSet:
     """Keep images whose label is one of ``classes`` (comma-separated numbers or class names)."""
     wanted = set()
