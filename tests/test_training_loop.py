@@ -1,0 +1,219 @@
+"""The generic Trainer: determinism, exact resume after SIGKILL, 1-vs-2-process DDP, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ambient_omni.training.checkpoint import find_latest_checkpoint, list_checkpoints
+from ambient_omni.training.distributed import DistInfo
+from ambient_omni.training.logging import read_log
+from ambient_omni.training.loop import (
+    NonFiniteError,
+    Trainer,
+    TrainConfig,
+    TrainTask,
+    derive_seed,
+    learning_rate,
+)
+
+TESTS = Path(__file__).resolve().parent
+CPU1 = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+class ToyTask:
+    """Regress a fixed linear map of noisy inputs with a tiny MLP.
+
+    Batch ``k`` is a pure function of ``(seed, k)``; rank ``r`` of ``W`` gets rows ``r*B/W ...``.
+    ``use_generator`` draws the input noise from the trainer's per-step generator (rank-dependent)
+    instead of the batch; ``dropout`` uses the global RNG (so resume must restore it);
+    ``nan_at`` poisons that step's loss; ``hang_at`` blocks forever before yielding that batch.
+    """
+
+    def __init__(self, batch_size: int = 8, seed: int = 0, use_generator: bool = True, dropout: float = 0.0,
+                 nan_at: int | None = None, hang_at: int | None = None) -> None:
+        self.batch_size, self.seed = batch_size, seed
+        self.use_generator, self.dropout = use_generator, dropout
+        self.nan_at, self.hang_at = nan_at, hang_at
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(dropout), nn.Linear(16, 4))
+
+    def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
+        share = self.batch_size // world_size
+        step = start_step
+        while True:
+            if step == self.hang_at:
+                time.sleep(3600)
+            g = torch.Generator().manual_seed(derive_seed(self.seed, 7, step))
+            x = torch.randn(self.batch_size, 4, generator=g)
+            noise = torch.randn(self.batch_size, 4, generator=g)
+            rows = slice(rank * share, (rank + 1) * share)
+            yield {"x": x[rows], "noise": noise[rows], "step": torch.full((share,), step)}
+            step += 1
+
+    def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+        x = batch["x"]
+        noise = torch.randn(x.shape, generator=generator) if self.use_generator else batch["noise"]
+        target = x.flip(1) * 2.0
+        per_sample = (model(x + 0.3 * noise) - target).square().mean(1)
+        if self.nan_at is not None and int(batch["step"][0]) == self.nan_at:
+            per_sample = per_sample * float("nan")
+        return per_sample
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "toy", "network": {"dropout": self.dropout}, "seed": self.seed}
+
+
+def toy_config(**kw: Any) -> TrainConfig:
+    base = dict(steps=8, batch_size=8, lr=1e-2, lr_rampup_images=32, checkpoint_every=3, keep_checkpoints=5,
+                log_every=2, ema_halflife_images=16.0, progress=False, bf16=False, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def train(run: Path, task: ToyTask | None = None, **kw: Any) -> dict[str, torch.Tensor]:
+    Trainer(task or ToyTask(), toy_config(**kw), run, dist_info=CPU1).run()
+    return weights(run)
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=0.0, msg=k)
+
+
+def test_task_satisfies_protocol() -> None:
+    assert isinstance(ToyTask(), TrainTask)
+
+
+def test_learning_rate_warmup_is_linear_then_flat() -> None:
+    cfg = toy_config(lr=1.0, lr_rampup_images=32, batch_size=8)
+    assert [learning_rate(k, cfg) for k in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_same_seed_same_weights_and_training_reduces_loss(tmp_path: Path) -> None:
+    a = train(tmp_path / "a", steps=30)
+    b = train(tmp_path / "b", steps=30)
+    assert_same(a, b)
+    c = train(tmp_path / "c", task=ToyTask(seed=1), steps=30)
+    assert not torch.equal(a["0.weight"], c["0.weight"])
+    log = [r for r in read_log(tmp_path / "a" / "log.jsonl") if "loss_mean" in r]
+    assert log[-1]["loss_mean"] < 0.7 * log[0]["loss_mean"]
+    assert {"step", "images_seen", "loss_std", "lr", "images_per_s", "grad_norm", "time_s"} <= log[0].keys()
+
+
+def test_run_folder_layout_and_keep_last_k(tmp_path: Path) -> None:
+    train(tmp_path, steps=8, checkpoint_every=2, keep_checkpoints=2)
+    assert [r.step for r in list_checkpoints(tmp_path)] == [6, 8]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "ckpt-00000006.json", "ckpt-00000006.safetensors", "ckpt-00000008.json", "ckpt-00000008.safetensors"]
+    run_cfg = json.loads((tmp_path / "config.json").read_text())
+    assert run_cfg["train"]["steps"] == 8 and run_cfg["task"]["kind"] == "toy"
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["kind"] == "toy"
+
+
+def test_ema_weights_differ_from_raw_and_follow_halflife(tmp_path: Path) -> None:
+    train(tmp_path, steps=6, checkpoint_every=6)
+    state = load_file(str(find_latest_checkpoint(tmp_path).tensor_path))
+    assert not torch.equal(state["model.0.weight"], state["ema.0.weight"])
+    torch.testing.assert_close(state["ema.0.weight"], weights(tmp_path)["0.weight"], atol=0.0, rtol=0.0)
+
+
+def test_in_process_resume_matches_straight_run(tmp_path: Path) -> None:
+    straight = train(tmp_path / "s", task=ToyTask(dropout=0.2), steps=8)
+    Trainer(ToyTask(dropout=0.2), toy_config(steps=4), tmp_path / "r", dist_info=CPU1).run()
+    torch.manual_seed(12345)  # disturb the global RNG: the checkpoint must restore it
+    resumed = train(tmp_path / "r", task=ToyTask(dropout=0.2), steps=8, resume="require")
+    assert_same(straight, resumed)
+    steps = [r["step"] for r in read_log(tmp_path / "r" / "log.jsonl") if "loss_mean" in r]
+    assert steps == sorted(set(steps))
+
+
+def _child_main(run_dir: str, hang_at: int) -> None:
+    """Entry point of the subprocess that gets killed (see the SIGKILL test)."""
+    Trainer(ToyTask(dropout=0.2, hang_at=hang_at), toy_config(steps=8, checkpoint_every=3), run_dir,
+            dist_info=CPU1).run()
+
+
+def test_sigkill_then_resume_is_exact(tmp_path: Path) -> None:
+    straight = train(tmp_path / "straight", task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3)
+    run = tmp_path / "killed"
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_training_loop as t; t._child_main({str(run)!r}, 5)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    marker = run / "checkpoints" / "ckpt-00000003.json"
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert child.poll() is None, "child died before its checkpoint"
+        assert time.time() < deadline, "child never wrote its checkpoint"
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it train steps 3-4 past the checkpoint, then block at step 5
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (run / "model").exists() and find_latest_checkpoint(run).step == 3
+    resumed = train(run, task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3)
+    assert_same(straight, resumed)
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteError, match="step 4: non-finite loss"):
+        train(tmp_path, task=ToyTask(nan_at=4), steps=8, checkpoint_every=2)
+    assert [r.step for r in list_checkpoints(tmp_path)] == [2, 4]
+    assert not (tmp_path / "model").exists()
+    assert read_log(tmp_path / "log.jsonl")[-1]["event"] == "error"
+    state = load_file(str(find_latest_checkpoint(tmp_path).tensor_path))
+    assert all(torch.isfinite(v.float()).all() for v in state.values())
+
+
+def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
+    train(tmp_path, steps=3)
+    with pytest.raises(ValueError, match="lr"):
+        train(tmp_path, steps=6, lr=0.5)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train(tmp_path, steps=6, resume="never")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from ambient_omni.training.distributed import shutdown_distributed
+
+    try:
+        Trainer(ToyTask(use_generator=False), toy_config(steps=6, device="cpu"), run_dir).run()
+    finally:
+        shutdown_distributed()
+
+
+def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    one = train(tmp_path / "one", task=ToyTask(use_generator=False), steps=6)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
+    two = weights(tmp_path / "two")
+    assert_same(one, two, atol=1e-5)
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
