@@ -18,8 +18,8 @@ from ambient_omni.data.corruptions import (
     describe_corruptions,
     motion_kernels,
     parse_corruption,
-    to_uint8,
 )
+from ambient_omni.data.imageset import to_uint8
 from ambient_omni.errors import AmbientError
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ambient_omni.data.imageset import to_uint8
 from ambient_omni.errors import AmbientError
 
 
@@ -181,11 +182,6 @@ class JPEG(Corruption):
         u8 = to_uint8(images).cpu().numpy()
         out = np.stack([jpeg_roundtrip(img, self.quality) for img in u8])
         return torch.from_numpy(out).to(images.device, torch.float32) / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """``[-1, 1]`` floats to uint8: ``round((x + 1) * 127.5)`` clipped to ``0..255``."""
-    return ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -432,6 +428,5 @@ __all__ = [
     "jpeg_roundtrip",
     "motion_kernels",
     "parse_corruption",
-    "to_uint8",
 ]
 
