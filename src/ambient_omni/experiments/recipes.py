@@ -1,0 +1,129 @@
+"""Declarative benchmark recipes: one TOML file per paper table, expanded into cells.
+
+A recipe names a shared base configuration and a list of *settings* (e.g. one per corruption
+strength); every setting is crossed with every *method* and every training *seed*. A cell is
+one (setting, method, seed) triple and is the unit the benchmark runner executes, caches and
+resumes. Keys of a setting override the base; a method may carry its own overrides too.
+
+Methods (how the annotation file for the training run is made):
+
+- ``clean-only``: corrupted images get sigma_min = inf (never used); the clean images train alone.
+- ``all-data``: every image is treated as clean (the naive baseline: no annotation).
+- ``fixed``: every corrupted image gets one ``sigma_min`` (the paper's fixed baseline).
+- ``classifier``: sigma_min from the noise-conditional classifier (``annotate_fast``).
+- ``ood-fixed``: OOD images get sigma_min = inf and one ``sigma_max`` (paper Table 1b baseline).
+- ``ood-crops``: OOD images get sigma_max from crop classifiers and the locality map.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ambient_omni.errors import AmbientError
+
+METHODS = ("clean-only", "all-data", "fixed", "classifier", "ood-fixed", "ood-crops")
+RECIPE_DIR = Path(__file__).resolve().parents[3] / "recipes"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell: a fully resolved configuration for one (setting, method, seed)."""
+
+    recipe: str
+    setting: str
+    method: str
+    seed: int
+    config: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """Folder-safe identifier, e.g. ``blur-0.6__classifier__seed1``."""
+        return f"{self.setting}__{self.method}__seed{self.seed}"
+
+    def key(self) -> str:
+        """Content hash of the resolved configuration: a cached result is reused only if it matches."""
+        blob = json.dumps(self.config, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe: its name, description, the paper's numbers and the expanded cells."""
+
+    name: str
+    description: str
+    paper: dict[str, Any]
+    cells: tuple[Cell, ...]
+    path: Path
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: ``override`` wins; nested tables merge key by key."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def find_recipe(name_or_path: str | os.PathLike) -> Path:
+    """Resolve a recipe given as a path or as a name in the repository's ``recipes/`` folder."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = RECIPE_DIR / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in RECIPE_DIR.glob("*.toml")) if RECIPE_DIR.is_dir() else []
+    raise AmbientError(f"recipe {name_or_path!r} not found (a .toml path, or one of: {', '.join(known) or 'none'})")
+
+
+def _require(table: dict[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise AmbientError(f"{where}: missing key {key!r}")
+    return table[key]
+
+
+def _expand(raw: dict[str, Any], path: Path) -> tuple[Cell, ...]:
+    """Cross settings x methods x seeds into cells with resolved configurations."""
+    base = raw.get("base", {})
+    seeds = _require(raw, "seeds", str(path))
+    settings = _require(raw, "settings", str(path))
+    methods = _require(raw, "methods", str(path))
+    cells = []
+    for setting in settings:
+        sname = _require(setting, "name", f"{path}: [[settings]]")
+        for method in methods:
+            mname = _require(method, "name", f"{path}: [[methods]]")
+            kind = method.get("method", mname)
+            if kind not in METHODS:
+                raise AmbientError(f"{path}: method {kind!r} unknown (one of {', '.join(METHODS)})")
+            overrides = {k: v for k, v in method.items() if k not in ("name", "method")}
+            config = _merge(_merge(base, {k: v for k, v in setting.items() if k != "name"}), overrides)
+            config["method"] = kind
+            for seed in seeds:
+                cells.append(Cell(raw["name"], sname, mname, int(seed), {**config, "seed": int(seed)}))
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise AmbientError(f"{path}: two cells share a name; give settings and methods unique names")
+    return tuple(cells)
+
+
+def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
+    """Read and expand a recipe TOML file; errors name the file and the problem."""
+    path = find_recipe(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise AmbientError(f"{path}: not valid TOML ({err})") from None
+    name = _require(raw, "name", str(path))
+    return Recipe(name, raw.get("description", ""), raw.get("paper", {}), _expand(raw, path), path)

@@ -1,0 +1,69 @@
+"""Recipe parsing and expansion into cells."""
+
+from pathlib import Path
+
+import pytest
+
+from ambient_omni.errors import AmbientError
+from ambient_omni.experiments.recipes import RECIPE_DIR, load_recipe
+
+RECIPE = """
+name = "toy"
+seeds = [0, 1]
+[base]
+clean_count = 10
+[base.train]
+images = 100
+batch = 8
+[[settings]]
+name = "blur-0.6"
+corruption = "blur:sigma=0.6"
+[[settings]]
+name = "blur-1.0"
+corruption = "blur:sigma=1.0"
+[settings.train]
+images = 200
+[[methods]]
+name = "clean-only"
+[[methods]]
+name = "fixed-1.5"
+method = "fixed"
+sigma_min = 1.5
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "toy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_expansion_crosses_settings_methods_seeds(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, RECIPE))
+    assert len(recipe.cells) == 2 * 2 * 2
+    cell = next(c for c in recipe.cells if c.name == "blur-1.0__fixed-1.5__seed1")
+    assert cell.config["method"] == "fixed"
+    assert cell.config["sigma_min"] == 1.5
+    assert cell.config["train"] == {"images": 200, "batch": 8}  # nested merge keeps base keys
+    assert cell.config["seed"] == 1
+    other = next(c for c in recipe.cells if c.name == "blur-0.6__clean-only__seed0")
+    assert other.config["train"]["images"] == 100
+    assert cell.key() != other.key()
+
+
+def test_unknown_method_and_missing_keys_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(AmbientError, match="unknown"):
+        load_recipe(_write(tmp_path, RECIPE.replace('method = "fixed"', 'method = "magic"')))
+    with pytest.raises(AmbientError, match="seeds"):
+        load_recipe(_write(tmp_path, RECIPE.replace("seeds = [0, 1]", "")))
+    with pytest.raises(AmbientError, match="not valid TOML"):
+        load_recipe(_write(tmp_path, "name = "))
+    with pytest.raises(AmbientError, match="not found"):
+        load_recipe("no-such-recipe")
+
+
+@pytest.mark.parametrize("path", sorted(RECIPE_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_recipes_parse(path: Path) -> None:
+    recipe = load_recipe(path)
+    assert recipe.cells
+    assert len({c.seed for c in recipe.cells}) >= 2, "every table needs at least two training seeds"
