@@ -179,31 +179,21 @@ def register_model_kind(kind: str, builder: ModelBuilder) -> None:
     _MODEL_BUILDERS[kind] = builder
 
 
-def _build_denoiser(config: dict[str, Any]) -> nn.Module:
-    from ambient_omni.diffusion.edm import EDMPrecond
-    from ambient_omni.networks.registry import build_network
-
-    return EDMPrecond(build_network(config["network"]), sigma_data=float(config.get("sigma_data", 0.5)))
-
-
-def _build_plain(config: dict[str, Any]) -> nn.Module:
-    from ambient_omni.networks.registry import build_network
-
-    return build_network(config["network"])
-
-
-register_model_kind("denoiser", _build_denoiser)
-
-
 def build_model(config: dict[str, Any]) -> nn.Module:
     """Build an untrained module from a model config (``kind`` + ``network``).
 
-    ``kind == "denoiser"`` wraps the network in ``EDMPrecond``; registered kinds use their
-    builder; any other kind is ``build_network(config["network"])``.
+    Kinds registered with :func:`register_model_kind` use their builder; every other kind is
+    ``networks.registry.build_network(config["network"])`` (whose ``denoiser`` network kind is
+    already ``EDMPrecond(UNet)``).
     """
     if "network" not in config:
         raise AmbientError("model config has no 'network' entry")
-    return _MODEL_BUILDERS.get(str(config.get("kind")), _build_plain)(config)
+    builder = _MODEL_BUILDERS.get(str(config.get("kind")))
+    if builder is not None:
+        return builder(config)
+    from ambient_omni.networks.registry import build_network
+
+    return build_network(config["network"])
 
 
 def save_model(folder: str | Path, model: nn.Module, config: dict[str, Any]) -> Path:

@@ -1,0 +1,147 @@
+"""The denoiser task: dataset folder + annotations -> sigma-first batches -> ambient loss on EDMPrecond(UNet).
+
+Data pipeline of global step ``k`` (global batch ``B``, ``W`` processes): ``SigmaFirstSampler``
+draws ``B`` pairs (sigma_t, admissible image) as a pure function of ``(seed, k)``; rank ``r``
+takes its ``B / W`` of them; ``AmbientBatchDataset`` attaches the images, so each batch carries
+``image, label, id, sigma_t, sigma_tn``. The loss is :class:`~ambient_omni.diffusion.ambient_loss.AmbientLoss`
+(plain EDM loss for clean images, ``sigma_tn = 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ambient_omni.errors import AmbientError
+from ambient_omni.training.loop import derive_seed
+
+_PURPOSE_INIT = 3
+
+
+@dataclass
+class DenoiserSettings:
+    """Everything that defines a denoiser training task (besides the optimizer, see ``TrainConfig``).
+
+    ``batch_size`` is the global batch. ``conditional`` trains a class-conditional model
+    (``label_dim`` = number of classes, labels dropped with ``label_dropout`` for guidance).
+    ``preview_*``: the EMA sample grid written every ``TrainConfig.preview_every`` steps.
+    """
+
+    data: str
+    annotations: str | None = None
+    preset: str = "fmnist-small"
+    network_overrides: dict[str, Any] = field(default_factory=dict)
+    conditional: bool = False
+    label_dropout: float = 0.1
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    buffer_s: float = 4.0
+    ambient_weight: bool = True
+    batch_size: int = 64
+    seed: int = 0
+    workers: int = 0
+    preview_n: int = 64
+    preview_steps: int = 12
+
+
+def _annotation_table(dataset: Any, path: str | None) -> Any:
+    from ambient_omni.data.annotations import AnnotationTable, read_annotations
+
+    ids = dataset.ids.numpy()
+    if path is None:
+        return AnnotationTable.all_clean(ids, dataset_sha256=dataset.sha256)
+    return read_annotations(path, ids=ids, dataset_sha256=dataset.sha256)
+
+
+def _counts(table: Any) -> dict[str, int]:
+    """How many images are clean, high-noise only, low-noise only, or both."""
+    smin, smax = np.asarray(table.sigma_min), np.asarray(table.sigma_max)
+    return {"clean": int((smin == 0).sum()), "high_noise": int(((smin > 0) & np.isfinite(smin)).sum()),
+            "low_noise": int((smax > 0).sum()), "unusable_high": int(np.isinf(smin).sum())}
+
+
+class DenoiserTask:
+    """Train ``EDMPrecond(UNet)`` with the ambient loss on a dataset folder (see module doc)."""
+
+    def __init__(self, settings: DenoiserSettings) -> None:
+        from ambient_omni.data.mixed import load_dataset
+        from ambient_omni.diffusion.ambient_loss import AmbientLoss
+        from ambient_omni.networks.registry import build_network, preset_config
+
+        self.settings = s = settings
+        self.dataset = load_dataset(s.data)
+        self.table = _annotation_table(self.dataset, s.annotations)
+        c, h, w = (int(v) for v in self.dataset.images.shape[1:])
+        self.image_shape = (c, h, w)
+        self.num_classes = int(self.dataset.labels.max()) + 1 if len(self.dataset) else 0
+        overrides: dict[str, Any] = {"in_channels": c, "out_channels": c, **s.network_overrides}
+        if s.conditional:
+            if self.num_classes <= 0:
+                raise AmbientError(f"{s.data}: --cond needs class labels, but every label is -1")
+            overrides.update(label_dim=self.num_classes, label_dropout=s.label_dropout)
+        self.network = preset_config(s.preset, **overrides)
+        if self.network.get("kind") != "denoiser":
+            raise AmbientError(f"--preset {s.preset}: not a denoiser preset (kind {self.network.get('kind')!r})")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(s.seed, _PURPOSE_INIT))
+            self.model: nn.Module = build_network(self.network)
+        self.loss_fn = AmbientLoss(sigma_data=float(self.network.get("sigma_data", 0.5)), ambient_weight=s.ambient_weight,
+                                   buffer_s=s.buffer_s, noise_seed=int(self.dataset.info.get("seed", 0)))
+
+    def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
+        """This rank's share of global batches ``start_step, start_step + 1, ...`` (endless)."""
+        from torch.utils.data import DataLoader
+
+        from ambient_omni.diffusion.sigma_sampler import AmbientBatchDataset, SigmaFirstSampler
+
+        s = self.settings
+        sampler = SigmaFirstSampler(self.table.sigma_min, self.table.sigma_max, batch_size=s.batch_size // world_size,
+                                    p_mean=s.p_mean, p_std=s.p_std, buffer_s=s.buffer_s, seed=s.seed,
+                                    rank=rank, world_size=world_size, start_step=start_step)
+        loader = DataLoader(AmbientBatchDataset(self.dataset), batch_sampler=sampler, num_workers=s.workers,
+                            persistent_workers=False)
+        yield from loader
+
+    def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+        """Per-sample ambient loss ``(B,)`` (eps drawn from ``generator``)."""
+        return self.loss_fn(model, batch, generator)
+
+    def config(self) -> dict[str, Any]:
+        """Model-folder config: kind, network (rebuildable by ``build_network``) and how it was trained."""
+        s = self.settings
+        info = self.dataset.info
+        return {
+            "kind": "denoiser",
+            "network": self.network,
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "class_names": list(info.get("class_names", [])),
+            "data": {"name": Path(s.data).name, "n": len(self.dataset), "sha256": self.dataset.sha256},
+            "annotations": ({"file": Path(s.annotations).name, "dataset_sha256": self.table.dataset_sha256}
+                            if s.annotations else "none: every image clean"),
+            "annotation_counts": _counts(self.table),
+            "settings": {k: v for k, v in asdict(s).items() if k not in ("data", "annotations", "workers")},
+        }
+
+    def describe(self) -> str:
+        """One line for the log: the data and how it is used."""
+        counts = _counts(self.table)
+        source = (f"annotations {self.settings.annotations}" if self.settings.annotations
+                  else "no annotation file: every image treated as clean (AnnotationTable.all_clean)")
+        return f"{len(self.dataset)} images {list(self.image_shape)} from {self.settings.data}; {source}; {counts}"
+
+    def make_preview(self, ema_model: nn.Module, step: int, out_dir: Path) -> Path:
+        """EMA samples from fixed seeds ``0..preview_n-1`` as ``out_dir/preview-<step>.png``."""
+        from ambient_omni.training.preview import save_grid
+        from ambient_omni.training.sampling import generate
+
+        s = self.settings
+        images, _ = generate(ema_model, seeds=list(range(s.preview_n)), shape=self.image_shape,
+                             steps=s.preview_steps, batch_size=s.preview_n)
+        return save_grid(Path(out_dir) / f"preview-{step:08d}.png", images, scale=2)
