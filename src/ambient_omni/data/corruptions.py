@@ -269,7 +269,9 @@ class GaussianNoise(Corruption):
     deviation from ``x`` has std exactly ``S`` -- the quantity the paper's Table 7 check
     compares the annotated sigma_min with. Note that a uint8 dataset folder clips (and
     quantises) on storage, which lowers the effective std on near-saturated pixels (e.g. the
-    black background of Fashion-MNIST); ``clip=true`` makes that explicit here.
+    black background of Fashion-MNIST); ``clip=true`` makes that explicit here. Measured on
+    2000 Fashion-MNIST train images: nominal std 0.05 / 0.1 / 0.2 -> std of the stored
+    (clipped, uint8) residual 0.041 / 0.082 / 0.161 (27-30 % of pixels clipped).
     """
 
     std: float
