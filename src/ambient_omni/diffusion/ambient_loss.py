@@ -1,0 +1,179 @@
+"""The ambient loss (PAPER 2.1): learn E[x_0 | x_t] from images that are only trusted at noise >= sigma_tn.
+
+For a sample with corrupted image ``y``, trust level ``sigma_tn`` (``= sigma_min``, 0 for clean
+or low-noise use) and training level ``sigma_t > sigma_tn``:
+
+    x_tn     = y + sigma_tn z_i                    z_i: fixed per-sample noise (:func:`fixed_noise`)
+    x_t      = x_tn + sqrt(sigma_t^2 - sigma_tn^2) eps          eps: fresh every step
+    x0_hat   = D(x_t, sigma_t)
+    a        = (sigma_t^2 - sigma_tn^2) / sigma_t^2
+    x_tn_hat = (1 - a) x_t + a x0_hat
+    loss_i   = lambda(sigma_t) * w_amb * mean_pixels (x_tn_hat - x_tn)^2,   w_amb = 1 / a^2
+
+Since ``x_tn_hat - x_tn = a (x0_hat - T)`` with the target ``T = (x_tn - (1 - a) x_t) / a``
+(:func:`ambient_target`), the loss equals ``lambda(sigma_t) mean (x0_hat - T)^2`` and its
+minimizer is ``E[T | x_t] = E[x_0 | x_t]`` for the distribution whose noisy version at
+``sigma_tn`` the data is. With ``sigma_tn = 0``: ``a = 1``, ``T = y`` and the loss is exactly the
+EDM loss ``lambda(sigma) mean (x0_hat - y)^2``.
+
+Buffer: the weight blows up as ``sigma_t -> sigma_tn``. Requiring ``sigma_t > b sigma_tn`` with
+``b = sqrt(s / (s - 1))`` bounds ``1 / a = sigma_t^2 / (sigma_t^2 - sigma_tn^2) <= s``, hence
+``w_amb <= s^2`` (s = 4: b = 1.1547, w_amb <= 16). The paper's text says the buffer bounds
+``w_amb`` by ``s``; its formula (kept here) bounds ``1 / a``.
+
+Reduction: the per-sample loss is the MEAN over the pixels (C*H*W) of each image; the caller
+reduces over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ambient_omni.diffusion.edm import edm_weight
+from ambient_omni.diffusion.seeding import torch_seeds
+from ambient_omni.errors import AmbientError
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+# Float32 batches carry sigmas rounded from float64 draws: allow this relative slack on 1/a <= s.
+_BUFFER_RTOL = 1e-4
+
+
+def buffer_factor(s: float | None) -> float:
+    """``b = sqrt(s / (s - 1))`` (needs ``s > 1``); ``s`` None or inf disables the buffer: ``b = 1``."""
+    if s is None or math.isinf(s):
+        return 1.0
+    if not s > 1:
+        raise AmbientError(f"buffer_s must be > 1 (or None/inf to disable), got {s}")
+    return math.sqrt(s / (s - 1))
+
+
+def fixed_noise(
+    ids: torch.Tensor, shape: tuple[int, ...], seed: int, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Fixed per-sample noise ``z_i ~ N(0, I)`` of ``shape`` for every id, stacked to ``(B, *shape)``.
+
+    ``z_i`` comes from its own CPU ``torch.Generator`` seeded by ``hash64(seed, "fixed_noise", id)``:
+    the same every epoch, on every device, whatever the batch composition; global RNG is untouched.
+    """
+    ids_np = torch.as_tensor(ids).detach().cpu().to(torch.int64).reshape(-1).numpy()
+    seeds = torch_seeds(int(seed), "fixed_noise", ids_np) if ids_np.size else []
+    gen = torch.Generator()
+    noise = torch.empty((len(seeds), *shape), dtype=torch.float32)
+    for row, s in zip(noise.unbind(0), seeds):
+        row.normal_(generator=gen.manual_seed(s))
+    return noise.to(device) if device is not None else noise
+
+
+def _column(v: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` -> ``(B, 1, 1, 1)`` for broadcasting against image batches."""
+    return v.reshape(-1, *([1] * 3))
+
+
+def ambient_fraction(sigma_t: torch.Tensor, sigma_tn: torch.Tensor) -> torch.Tensor:
+    """``a = (sigma_t^2 - sigma_tn^2) / sigma_t^2`` (exactly 1 where ``sigma_tn = 0``)."""
+    return (sigma_t.square() - sigma_tn.square()) / sigma_t.square()
+
+
+def ambient_target(
+    x_t: torch.Tensor, x_tn: torch.Tensor, sigma_t: torch.Tensor, sigma_tn: torch.Tensor
+) -> torch.Tensor:
+    """Equivalent x0-regression target ``T = (x_tn - (1 - a) x_t) / a``; ``E[T | x_t] = E[x_0 | x_t]``."""
+    a = _column(ambient_fraction(sigma_t, sigma_tn))
+    return (x_tn - (1 - a) * x_t) / a
+
+
+@dataclass
+class AmbientLoss:
+    """Per-sample ambient loss (module doc) for any x0-predicting ``net(x, sigma, labels)``.
+
+    Attributes:
+        sigma_data: data standard deviation in ``lambda(sigma)``.
+        ambient_weight: use ``w_amb = 1 / a^2`` (True) or ``w_amb = 1`` (the paper's ablation).
+        buffer_s: buffer ``s``: reject batches with ``sigma_t^2 / (sigma_t^2 - sigma_tn^2) > s``;
+            None or inf only requires ``sigma_t > sigma_tn``.
+        edm_weighting: multiply by ``lambda(sigma_t)`` (True) or by 1.
+        noise_seed: seed of the fixed per-sample noise (use the dataset seed).
+    """
+
+    sigma_data: float = 0.5
+    ambient_weight: bool = True
+    buffer_s: float | None = 4.0
+    edm_weighting: bool = True
+    noise_seed: int = 0
+
+    def __post_init__(self) -> None:
+        buffer_factor(self.buffer_s)  # validates buffer_s
+        if not self.sigma_data > 0:
+            raise AmbientError(f"sigma_data must be positive, got {self.sigma_data}")
+
+    def check_sigmas(self, sigma_t: torch.Tensor, sigma_tn: torch.Tensor, ids: torch.Tensor) -> None:
+        """Raise :class:`AmbientError` naming the samples where ``sigma_t`` violates the buffer.
+
+        Needs ``sigma_tn >= 0``, ``sigma_t > sigma_tn`` and, with a buffer, ``1/a <= s`` (i.e.
+        ``sigma_t >= b sigma_tn``, checked with relative slack 1e-4 for float32 rounding).
+        """
+        st, stn = sigma_t.detach().double().cpu(), sigma_tn.detach().double().cpu()
+        bad = ~(stn >= 0) | ~(st > stn)
+        if self.buffer_s is not None and not math.isinf(self.buffer_s):
+            inv_a = st.square() / (st.square() - stn.square())
+            bad |= inv_a > self.buffer_s * (1 + _BUFFER_RTOL)
+        if bad.any():
+            idx = torch.nonzero(bad).reshape(-1)[:5].tolist()
+            detail = ", ".join(
+                f"id {int(ids[i])}: sigma_t={st[i].item():.6g}, sigma_tn={stn[i].item():.6g}" for i in idx
+            )
+            raise AmbientError(
+                f"{int(bad.sum())} sample(s) violate sigma_t > b*sigma_tn "
+                f"(b={buffer_factor(self.buffer_s):.4f}, buffer_s={self.buffer_s}): {detail}"
+            )
+
+    def _fixed_noise_where_needed(self, ids: torch.Tensor, sigma_tn: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``z_i`` for the rows with ``sigma_tn > 0``, zeros elsewhere (they are multiplied by 0 anyway)."""
+        rows = torch.nonzero(sigma_tn.detach().cpu() > 0).reshape(-1)
+        z = torch.zeros_like(y)
+        if rows.numel():
+            noise = fixed_noise(torch.as_tensor(ids).cpu()[rows], tuple(y.shape[1:]), self.noise_seed)
+            z[rows.to(y.device)] = noise.to(device=y.device, dtype=y.dtype)
+        return z
+
+    def __call__(
+        self,
+        net: Denoiser,
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        stats: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Per-sample loss ``(B,)`` for ``batch`` = {image, label, id, sigma_t, sigma_tn}.
+
+        Computed in the images' dtype (float32 normally; the network output is cast to it).
+
+        ``eps`` is drawn from ``generator`` (which must live on the images' device) or, when it
+        is None, from the global torch RNG of that device. If ``stats`` is a dict, it receives
+        detached tensors: ``w_amb_mean``, ``w_amb_max`` and ``ambient_frac`` (share with sigma_tn > 0).
+        """
+        y = batch["image"]
+        sigma_t = batch["sigma_t"].to(device=y.device, dtype=y.dtype)
+        sigma_tn = batch["sigma_tn"].to(device=y.device, dtype=y.dtype)
+        self.check_sigmas(sigma_t, sigma_tn, batch["id"])
+        z = self._fixed_noise_where_needed(batch["id"], sigma_tn, y)
+        eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        a = ambient_fraction(sigma_t, sigma_tn)
+        # sqrt(sigma_t^2 - sigma_tn^2) written as sigma_t sqrt(a): exactly sigma_t when sigma_tn = 0.
+        x_tn = y + _column(sigma_tn) * z
+        x_t = x_tn + _column(sigma_t * a.sqrt()) * eps
+        x0_hat = net(x_t, sigma_t, batch["label"]).to(y.dtype)
+        x_tn_hat = (1 - _column(a)) * x_t + _column(a) * x0_hat
+        w_amb = 1 / a.square() if self.ambient_weight else torch.ones_like(a)
+        lam = edm_weight(sigma_t, self.sigma_data) if self.edm_weighting else torch.ones_like(a)
+        if stats is not None:
+            stats.update(
+                w_amb_mean=w_amb.detach().mean(),
+                w_amb_max=w_amb.detach().max(),
+                ambient_frac=(sigma_tn > 0).float().mean(),
+            )
+        return lam * w_amb * (x_tn_hat - x_tn).square().flatten(1).mean(1)
