@@ -69,6 +69,7 @@ def test_canonical_spec_round_trips() -> None:
         assert parse_corruption(corruption.spec) == corruption
     assert parse_corruption(" Blur : sigma = 1.0 ").spec == "blur:sigma=1"
     assert parse_corruption("noise:std=0.1,clip=false").spec == "noise:std=0.1"
+    assert parse_corruption("contrast:factor=1,shift=+0.1").spec == "contrast:factor=1,shift=0.1"  # "+" of a number is no join
     assert parse_corruption("motion:length=5,angle=0").spec == "motion:length=5"  # defaults left out
     composed = parse_corruption("blur:sigma=1+jpeg:quality=25")
     assert isinstance(composed, Composed)

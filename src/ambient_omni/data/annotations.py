@@ -192,10 +192,13 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard JSON constant {name} (write an infinite sigma_min as the string \"inf\")")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _parse_line(where: str, text: str) -> Any:
-    """``json.loads`` refusing NaN/Infinity, with the file and line number in errors."""
+    """JSON decoding refusing NaN/Infinity, with the file and line number in errors."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except ValueError as err:
         raise AmbientError(f"{where}: malformed line ({err})") from None
 
