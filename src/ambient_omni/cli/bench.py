@@ -1,0 +1,54 @@
+"""``ambient bench RECIPE --out DIR``: run (or resume) every cell of a benchmark recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` subcommand."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="run a benchmark recipe (one per paper table); resumable",
+        description="Run every (setting, method, seed) cell of a recipe: build the dataset, annotate by the "
+        "cell's method, train the denoiser, sample and evaluate. A sweep killed midway resumes where it "
+        "stopped (finished cells are kept, training resumes from its checkpoint). Writes OUT/results.json "
+        "and OUT/results.md (mean and sd over seeds). Recipes: the recipes/ folder of the repository, or a "
+        ".toml path. Example: ambient bench blur --out bench/blur",
+    )
+    parser.add_argument("recipe", help="recipe name (e.g. blur, jpeg, motion, ablation, ood, noise-sanity) or .toml path")
+    parser.add_argument("--out", required=True, help="benchmark folder (created; reused to resume)")
+    parser.add_argument("--only", default=None, help="run only cells whose name matches this glob, "
+                        "e.g. 'blur-1.0__*__seed0'")
+    parser.add_argument("--list", action="store_true", help="list the cells and whether they are done, then exit")
+    parser.add_argument("--tables", action="store_true",
+                        help="only regenerate results.json and results.md from the finished cells")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ambient_omni.experiments.bench import collect_results, finished_result, run_bench, write_tables
+    from ambient_omni.experiments.recipes import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = Path(args.out)
+    if args.list:
+        for cell in recipe.cells:
+            done = finished_result(cell, out / "cells" / cell.name) is not None
+            print(f"{'done' if done else 'todo'}  {cell.name}")
+        return 0
+    if args.tables:
+        previous = (out / "results.json")
+        command = None
+        if previous.is_file():
+            from ambient_omni.files import read_json
+
+            command = read_json(previous).get("command")
+        write_tables(out, collect_results(recipe, out, command))
+        print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+        return 0
+    run_bench(recipe, out, only=args.only)
+    print((out / "results.md").read_text(encoding="utf-8"))
+    return 0

@@ -1,0 +1,219 @@
+"""The end-to-end pipeline of one benchmark cell, as library calls:
+
+dataset folder -> annotation file (by method) -> denoiser training -> samples -> metrics.
+
+Every stage writes its output to a folder and is skipped when that output already exists
+with the same configuration hash, so a sweep killed midway resumes where it stopped (training
+itself resumes from its latest checkpoint). Stages shared by several cells (the dataset of a
+setting, its noise classifier and classifier annotations) are computed once per setting and
+data seed; the training seed varies only the denoiser run and its sampling. This is stated in
+every results table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ambient_omni.errors import AmbientError
+from ambient_omni.files import read_json, write_json
+
+DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr": 1e-3, "lr_rampup": 10_000,
+                 "ema_halflife": 10_000, "checkpoint_every": 500}
+DEFAULT_CLASSIFIER = {"preset": "fmnist-classifier", "images": 100_000, "batch": 64, "lr": 1e-3,
+                      "annotate_method": "fast", "tau": 0.45}
+DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
+                "reference": "fashion-mnist:test", "n_ref": None, "batch": 256}
+
+
+def config_hash(obj: Any) -> str:
+    """Short sha256 of the JSON form of ``obj`` (key-sorted)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _done(folder: Path, key: str) -> bool:
+    marker = folder / "stage.json"
+    return marker.is_file() and read_json(marker).get("key") == key
+
+
+def _mark(folder: Path, key: str, **info: Any) -> None:
+    write_json(folder / "stage.json", {"key": key, **info})
+
+
+# ----------------------------------------------------------------------------- dataset
+
+def dataset_spec(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a cell configuration that defines its dataset."""
+    keys = ("source", "n", "clean_count", "clean_fraction", "corruption", "data_seed", "target", "target_count",
+            "ood", "ood_count")
+    return {k: cfg.get(k) for k in keys}
+
+
+def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
+    """Build (or reuse) the dataset folder of a cell: ``root/datasets/<hash>``.
+
+    Mixed-quality (``corruption`` given): ``clean_count`` clean images of ``source`` (a subset of
+    ``n``), the rest corrupted. OOD (``target`` and ``ood`` given): ``target_count`` clean images
+    of the target source plus ``ood_count`` (default all) images of the OOD source.
+    """
+    from ambient_omni.data.corruptions import parse_corruption
+    from ambient_omni.data.mixed import Part, build_mixed, combine_datasets, write_dataset
+    from ambient_omni.data.readers import read_source
+
+    spec = dataset_spec(cfg)
+    key = config_hash(spec)
+    folder = root / "datasets" / key
+    if _done(folder, key):
+        return folder
+    seed = int(spec["data_seed"] or 0)
+    if spec["target"] and spec["ood"]:
+        parts = [Part(read_source(spec["target"]), "clean", spec["target"], count=spec["target_count"]),
+                 Part(read_source(spec["ood"]), f"ood:{spec['ood']}", spec["ood"], count=spec["ood_count"])]
+        data = combine_datasets(parts, seed)
+    elif spec["corruption"]:
+        source = spec["source"] or "fashion-mnist:train"
+        data = build_mixed(read_source(source), parse_corruption(spec["corruption"]), spec["clean_fraction"], seed,
+                           source, n=spec["n"], clean_count=spec["clean_count"])
+    else:
+        raise AmbientError(f"cell dataset: give either 'corruption' or 'target' + 'ood' (got {spec})")
+    write_dataset(folder, data, command=json.dumps(spec, sort_keys=True), overwrite=True)
+    _mark(folder, key, spec=spec)
+    return folder
+
+
+# ----------------------------------------------------------------------------- annotations
+
+def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -> Path:
+    """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches)."""
+    from ambient_omni.annotate.classifier_task import ClassifierTask
+    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.networks.registry import build_network, preset_config
+    from ambient_omni.training.loop import TrainConfig, Trainer
+
+    data = load_dataset(dataset_dir)
+    clean = torch.tensor([p == "clean" for p in data.provenance])
+    network = build_network(preset_config(cfg["preset"], data.images.shape[1:], kind="classifier"))
+    task = ClassifierTask(network, data.images[clean], data.images[~clean], batch_size=cfg["batch"],
+                          seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
+    config = TrainConfig(total_images=cfg["images"], batch_size=cfg["batch"], lr=cfg["lr"],
+                         checkpoint_every=cfg.get("checkpoint_every", 500), seed=cfg.get("seed", 0))
+    return Trainer(task, config, out).run()
+
+
+def by_provenance(ids: np.ndarray, provenance: list[str], rule: dict[str, tuple[float, float]],
+                  method: str) -> Any:
+    """Annotation table giving every image ``rule[kind] = (sigma_min, sigma_max)`` by its provenance kind."""
+    from ambient_omni.data.annotations import AnnotationTable
+
+    kinds = [p.split(":", 1)[0] for p in provenance]
+    missing = sorted(set(kinds) - set(rule))
+    if missing:
+        raise AmbientError(f"{method}: no rule for provenance {missing}")
+    lo = np.array([rule[k][0] for k in kinds], dtype=np.float64)
+    hi = np.array([rule[k][1] for k in kinds], dtype=np.float64)
+    n = len(ids)
+    return AnnotationTable(ids, lo, hi, [method] * n, [None] * n, [None] * n,
+                           [{"provenance": p} for p in provenance], created_by={"rule": method})
+
+
+def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
+    """The annotation file of a cell's method (``None`` = every image clean: ``all-data``)."""
+    from ambient_omni.data.annotations import AnnotationTable, write_annotations
+    from ambient_omni.data.mixed import load_dataset
+
+    method = cfg["method"]
+    if method == "all-data":
+        return None
+    data = load_dataset(dataset_dir)
+    ids, prov = data.ids.numpy(), data.provenance
+    if method == "clean-only":
+        table = by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0), "ood": (np.inf, 0.0)},
+                              "clean-only")
+    elif method == "fixed":
+        table = AnnotationTable.fixed(ids, prov, sigma_min=float(cfg["sigma_min"]))
+    elif method == "ood-fixed":
+        table = by_provenance(ids, prov, {"clean": (0.0, 0.0), "ood": (np.inf, float(cfg["sigma_max"]))}, "ood-fixed")
+    elif method == "classifier":
+        return classifier_annotations(cfg, dataset_dir, root)
+    else:
+        raise AmbientError(f"method {method!r} is not available in the pipeline yet")
+    table.dataset_sha256 = data.sha256
+    path = root / "annotations" / f"{dataset_dir.name}-{method}-{config_hash([method, cfg.get('sigma_min'), cfg.get('sigma_max')])}.jsonl"
+    if not path.exists():
+        write_annotations(path, table)
+    return path
+
+
+def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
+    """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once)."""
+    from ambient_omni.annotate.noise import annotate_dataset
+
+    ccfg = {**DEFAULT_CLASSIFIER, **cfg.get("classifier", {})}
+    key = config_hash({"data": dataset_dir.name, **ccfg})
+    run = root / "classifiers" / f"{dataset_dir.name}-{key}"
+    model_dir = run / "model"
+    if not (model_dir / "model.safetensors").is_file():
+        _train_noise_classifier(dataset_dir, ccfg, run)
+    out = root / "annotations" / f"{dataset_dir.name}-classifier-{key}.jsonl"
+    if not out.exists():
+        annotate_dataset(model_dir, dataset_dir, out, method=ccfg["annotate_method"], tau=ccfg["tau"])
+    return out
+
+
+# ----------------------------------------------------------------------------- train, sample, evaluate
+
+def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | None, run: Path) -> Path:
+    """Train the cell's denoiser (resuming from the run's latest checkpoint) and return ``run/model``."""
+    from ambient_omni.training.loop import TrainConfig, Trainer
+    from ambient_omni.training.tasks import DenoiserSettings, DenoiserTask
+
+    tcfg = {**DEFAULT_TRAIN, **cfg.get("train", {})}
+    if (run / "model" / "model.safetensors").is_file():
+        return run / "model"
+    settings = DenoiserSettings(data=str(dataset_dir), annotations=str(annotations) if annotations else None,
+                                preset=tcfg["preset"], batch_size=tcfg["batch"], seed=int(cfg["seed"]),
+                                ambient_weight=tcfg.get("ambient_weight", True), buffer_s=tcfg.get("buffer_s", 4.0))
+    config = TrainConfig(total_images=tcfg["images"], batch_size=tcfg["batch"], lr=tcfg["lr"],
+                         lr_rampup_images=tcfg["lr_rampup"], ema_halflife_images=tcfg["ema_halflife"],
+                         checkpoint_every=tcfg["checkpoint_every"], seed=int(cfg["seed"]))
+    return Trainer(DenoiserTask(settings), config, run).run()
+
+
+def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
+    """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them."""
+    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.metrics.evaluate import evaluate
+    from ambient_omni.training.preview import save_grid
+    from ambient_omni.training.sampling import generate, load_denoiser
+
+    ecfg = {**DEFAULT_EVAL, **cfg.get("eval", {})}
+    model, _, _ = load_denoiser(model_dir)
+    data = load_dataset(dataset_dir)
+    seeds = list(range(ecfg["first_seed"], ecfg["first_seed"] + ecfg["n_samples"]))
+    images, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"])
+    codes = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "samples.npz", images=codes, seeds=np.array(seeds))
+    save_grid(out / "grid.png", images[:64], scale=2)
+    clean = data.images[torch.tensor([p == "clean" for p in data.provenance])]
+    metrics = evaluate(images, ecfg["reference"], ecfg["features"], n_ref=ecfg["n_ref"], train_set=clean,
+                       batch_size=ecfg["batch"])
+    metrics["sampler"] = {"steps": ecfg["steps"], "seeds": f"{seeds[0]}-{seeds[-1]}", "solver": "heun"}
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
+    """All stages of one cell; returns ``{"metrics", "paths"}``."""
+    dataset_dir = make_dataset(cfg, root)
+    annotations = make_annotations(cfg, dataset_dir, root)
+    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run")
+    metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
+    return {"metrics": metrics,
+            "paths": {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,
+                        "model": str(model_dir)}}

@@ -1,0 +1,86 @@
+"""Result tables: aggregate per-cell metrics over training seeds and render Markdown.
+
+Each row is one (setting, method); each number is ``mean ± sd (n)`` over the seeds that have
+finished, where sd is the sample standard deviation (``ddof = 1``; ``-`` with one seed). The
+per-seed values are listed too, so nothing is hidden behind a mean.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+# (column title, path in a cell's metrics dict; "{f}" = feature extractor name)
+FEATURE_COLUMNS = (("FD", ("features", "{f}", "fd")), ("precision", ("features", "{f}", "precision")),
+                   ("recall", ("features", "{f}", "recall")))
+PIXEL_COLUMNS = (("memorized share", ("memorization", "share")), ("patch FD (pixels)", ("pixels", "patch_fd")))
+
+
+def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float | None:
+    node: Any = metrics
+    for key in path:
+        key = key.format(f=feature)
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, (int, float)) else None
+
+
+def mean_sd(values: list[float]) -> str:
+    """``mean ± sd (n)``; sd is the sample standard deviation (ddof 1)."""
+    if not values:
+        return "-"
+    arr = np.asarray(values, dtype=float)
+    sd = f"{arr.std(ddof=1):.3g}" if len(arr) > 1 else "-"
+    return f"{arr.mean():.3g} ± {sd} ({len(arr)})"
+
+
+def columns(cells: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str]]:
+    """Columns present in the results: per feature extractor, then pixel-space ones."""
+    features = sorted({f for c in cells for f in c.get("metrics", {}).get("features", {})})
+    cols = [(f"{title} [{f}]", path, f) for f in features for title, path in FEATURE_COLUMNS]
+    return cols + [(title, path, "") for title, path in PIXEL_COLUMNS]
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (setting, method), in first-seen order, with per-column value lists."""
+    cols = columns(cells)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell["setting"], cell["method"])].append(cell)
+    rows = []
+    for (setting, method), members in groups.items():
+        values = {title: [v for c in members if (v := _get(c["metrics"], path, f)) is not None] for title, path, f in cols}
+        rows.append({"setting": setting, "method": method, "seeds": sorted(c["seed"] for c in members),
+                     "values": values, "wall_s": sum(c.get("wall_s", 0.0) for c in members)})
+    return rows
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The Markdown results table of a benchmark ``results.json`` (plus protocol and command)."""
+    cells = results.get("cells", [])
+    if not cells:
+        return f"# {results.get('recipe', 'benchmark')}\n\nNo finished cells yet.\n"
+    cols = columns(cells)
+    lines = [f"# {results.get('recipe', 'benchmark')}: results", "", results.get("description", ""), "",
+             "| setting | method | seeds | " + " | ".join(t for t, _, _ in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for row in aggregate(cells):
+        lines.append(f"| {row['setting']} | {row['method']} | {','.join(map(str, row['seeds']))} | "
+                     + " | ".join(mean_sd(row["values"][t]) for t, _, _ in cols) + " |")
+    lines += ["", "Per seed:", "", "| cell | " + " | ".join(t for t, _, _ in cols) + " | wall (min) |",
+              "|---|" + "---|" * (len(cols) + 1)]
+    for cell in cells:
+        vals = [_get(cell["metrics"], path, f) for _, path, f in cols]
+        lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
+                     + f" | {cell.get('wall_s', 0) / 60:.1f} |")
+    lines += ["", "Entries: mean ± sample sd (number of training seeds).", ""]
+    if results.get("protocol"):
+        lines += ["Protocol: " + ", ".join(f"{k}={v}" for k, v in sorted(results["protocol"].items())), ""]
+    if results.get("paper"):
+        lines += ["Paper numbers for the matching setting: " + ", ".join(f"{k}: {v}" for k, v in results["paper"].items()), ""]
+    if results.get("command"):
+        lines += [f"Command: `{results['command']}`", ""]
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Aggregation of cell metrics over seeds."""
+
+from ambient_omni.experiments.tables import aggregate, markdown_table, mean_sd
+
+
+def _cell(setting: str, method: str, seed: int, fd: float) -> dict:
+    return {"name": f"{setting}__{method}__seed{seed}", "setting": setting, "method": method, "seed": seed,
+            "wall_s": 60.0, "metrics": {"features": {"fm": {"fd": fd}}}}
+
+
+def test_mean_sd_uses_sample_sd() -> None:
+    assert mean_sd([1.0, 3.0]) == "2 ± 1.41 (2)"
+    assert mean_sd([5.0]) == "5 ± - (1)"
+    assert mean_sd([]) == "-"
+
+
+def test_aggregate_groups_by_setting_and_method() -> None:
+    cells = [_cell("a", "x", 0, 1.0), _cell("a", "x", 1, 3.0), _cell("a", "y", 0, 7.0)]
+    rows = aggregate(cells)
+    assert [(r["setting"], r["method"], r["seeds"]) for r in rows] == [("a", "x", [0, 1]), ("a", "y", [0])]
+    assert rows[0]["values"]["FD [fm]"] == [1.0, 3.0]
+    table = markdown_table({"recipe": "r", "cells": cells})
+    assert "| a | x | 0,1 | 2 ± 1.41 (2)" in table
+    assert "| a__y__seed0 | 7 |" in table
