@@ -162,3 +162,21 @@ def test_combine_errors() -> None:
                      ["clean"], 0)
     with pytest.raises(AmbientError, match="own provenance"):
         combine_datasets([Part(data, "clean")], 0)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda lines: lines[:2] + ["{not json"] + lines[3:], r"manifest.jsonl:3: not valid JSON"),
+    (lambda lines: lines[:-1], "19 lines for 20 images"),
+    (lambda lines: [lines[1], lines[0], *lines[2:]], r"manifest.jsonl:1: expected id 0"),
+])
+def test_load_rejects_bad_manifest_even_with_matching_sha(tmp_path: Path, edit, message) -> None:
+    import hashlib
+    write_dataset(tmp_path, build_mixed(image_set(), Darken(), 0.3, 0, "toy"))
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    blob = ("\n".join(edit(lines)) + "\n").encode()
+    (tmp_path / "manifest.jsonl").write_bytes(blob)
+    info = json.loads((tmp_path / "dataset.json").read_text())
+    info["sha256"]["manifest.jsonl"] = hashlib.sha256(blob).hexdigest()
+    (tmp_path / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(AmbientError, match=message):
+        load_dataset(tmp_path)
