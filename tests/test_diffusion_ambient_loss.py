@@ -201,3 +201,14 @@ def test_gaussian_oracle_ambient_learns_clean_posterior_naive_does_not() -> None
         se_a_nv, _ = _standard_errors(cond_nv, noisy_cov + sigma_t**2 * eye, mu, n)
         assert ((a_nv - a_naive).abs() / se_a_nv).max() < 5
         assert ((a_nv - a_clean).abs() / se_a).max() > 15
+
+
+def test_float32_rounding_at_the_buffer_edge_is_accepted() -> None:
+    """The sampler draws sigma_t > b*sigma_tn in float64; batches carry float32 copies."""
+    net = EDMPrecond(TinyBackbone(), sigma_data=0.5)
+    for stn in (0.7, 1.3, 0.013):
+        st = buffer_factor(4.0) * stn * (1 + 1e-15)
+        AmbientLoss()(net, make_batch([st], [stn]))  # must not raise
+    far = make_batch([buffer_factor(4.0) * 0.7 * (1 - 1e-3)], [0.7])
+    with pytest.raises(AmbientError):
+        AmbientLoss()(net, far)

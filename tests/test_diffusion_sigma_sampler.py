@@ -131,6 +131,11 @@ def test_no_admissible_image_raises_instead_of_hanging() -> None:
     assert time.perf_counter() - start < 5
     with pytest.raises(AmbientError, match="no image usable at any sigma"):
         SigmaFirstSampler([INF, INF], [0.0, 0.0], batch_size=8)
+    # A gap of log-normal mass ~0.55: without redraws a batch of 64 fails, with 100 it succeeds.
+    strict = quiet_sampler([1.0, INF], [0.0, 0.3], batch_size=64, max_redraws=0)
+    with pytest.raises(AmbientError, match="0 redraws"):
+        strict.batch(0)
+    assert len(quiet_sampler([1.0, INF], [0.0, 0.3], batch_size=64).batch(0)) == 64
 
 
 def test_bad_annotations_and_arguments_are_rejected() -> None:
@@ -223,3 +228,15 @@ def test_fast_for_60k_images() -> None:
     for k in range(50):
         sampler.batch(k)
     assert (time.perf_counter() - start) / 50 < 0.05
+
+
+def test_sampler_batches_feed_the_ambient_loss() -> None:
+    """End to end: DataLoader batches (float32 sigmas) pass the loss's buffer check; loss is finite."""
+    from ambient_omni.diffusion.ambient_loss import AmbientLoss
+
+    sampler = quiet_sampler(MIX_MIN, MIX_MAX, batch_size=64, seed=0, num_steps=20)
+    loader = DataLoader(AmbientBatchDataset(ToyDataset(len(MIX_MIN))), batch_sampler=sampler)
+    net = lambda x, sigma, labels: 0.5 * x  # noqa: E731
+    for batch in loader:
+        loss = AmbientLoss()(net, batch, generator=torch.Generator().manual_seed(0))
+        assert loss.shape == (64,) and torch.isfinite(loss).all()

@@ -117,7 +117,7 @@ class AmbientLoss:
         Needs ``sigma_tn >= 0``, ``sigma_t > sigma_tn`` and, with a buffer, ``1/a <= s`` (i.e.
         ``sigma_t >= b sigma_tn``, checked with relative slack 1e-4 for float32 rounding).
         """
-        st, stn = sigma_t.detach().double().cpu(), sigma_tn.detach().double().cpu()
+        st, stn = sigma_t.detach().cpu().double(), sigma_tn.detach().cpu().double()
         bad = ~(stn >= 0) | ~(st > stn)
         if self.buffer_s is not None and not math.isinf(self.buffer_s):
             inv_a = st.square() / (st.square() - stn.square())
@@ -132,9 +132,9 @@ class AmbientLoss:
                 f"(b={buffer_factor(self.buffer_s):.4f}, buffer_s={self.buffer_s}): {detail}"
             )
 
-    def _fixed_noise_where_needed(self, ids: torch.Tensor, sigma_tn: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _fixed_noise_where_needed(self, ids: torch.Tensor, sigma_tn_cpu: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z_i`` for the rows with ``sigma_tn > 0``, zeros elsewhere (they are multiplied by 0 anyway)."""
-        rows = torch.nonzero(sigma_tn.detach().cpu() > 0).reshape(-1)
+        rows = torch.nonzero(sigma_tn_cpu > 0).reshape(-1)
         z = torch.zeros_like(y)
         if rows.numel():
             noise = fixed_noise(torch.as_tensor(ids).cpu()[rows], tuple(y.shape[1:]), self.noise_seed)
@@ -157,10 +157,10 @@ class AmbientLoss:
         detached tensors: ``w_amb_mean``, ``w_amb_max`` and ``ambient_frac`` (share with sigma_tn > 0).
         """
         y = batch["image"]
+        self.check_sigmas(batch["sigma_t"], batch["sigma_tn"], batch["id"])
+        z = self._fixed_noise_where_needed(batch["id"], batch["sigma_tn"].detach().cpu(), y)
         sigma_t = batch["sigma_t"].to(device=y.device, dtype=y.dtype)
         sigma_tn = batch["sigma_tn"].to(device=y.device, dtype=y.dtype)
-        self.check_sigmas(sigma_t, sigma_tn, batch["id"])
-        z = self._fixed_noise_where_needed(batch["id"], sigma_tn, y)
         eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         a = ambient_fraction(sigma_t, sigma_tn)
         # sqrt(sigma_t^2 - sigma_tn^2) written as sigma_t sqrt(a): exactly sigma_t when sigma_tn = 0.

@@ -219,7 +219,7 @@ class SigmaFirstSampler:
         sigma = self._sigma(step, j, attempt)
         empty = self.index.count(sigma) == 0
         while empty.any():
-            if attempt.max() >= self.max_redraws:
+            if attempt[empty].max() >= self.max_redraws:
                 raise AmbientError(
                     f"the annotations leave no image usable around sigma={sigma[empty][0]:.4g} "
                     f"(step {step}, {self.max_redraws} redraws); empty sigma ranges: {self.empty}"
