@@ -52,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="default 50")
     p.add_argument("--preview-every", type=int, default=0, metavar="STEPS",
                    help="write an EMA sample grid to samples/ every N steps (default 0: off; always at the end if > 0)")
+    p.add_argument("--preview-n", type=int, default=64, help="images in each preview grid (default 64)")
+    p.add_argument("--preview-steps", type=int, default=12, help="sampler steps of the previews (default 12)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, annotations=args.annotations, preset=args.preset, network_overrides=_overrides(args),
         conditional=args.cond,
         label_dropout=args.label_dropout, p_mean=args.p_mean, p_std=args.p_std, buffer_s=args.buffer_s,
-        ambient_weight=not args.no_ambient_weight, batch_size=args.batch, seed=args.seed, workers=args.workers)
+        ambient_weight=not args.no_ambient_weight, batch_size=args.batch, seed=args.seed, workers=args.workers,
+        preview_n=args.preview_n, preview_steps=args.preview_steps)
     dist_info = init_distributed(args.device)
     try:
         task = DenoiserTask(settings)

@@ -111,8 +111,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`AmbientError` naming the first bad setting."""
+        if self.batch_size <= 0:
+            raise AmbientError(f"--batch must be positive, got {self.batch_size}")
         checks = [
-            (self.batch_size > 0, "--batch must be positive"),
             (self.total_steps > 0, "the run must have at least one step (--kimg/--images/--steps)"),
             (self.lr > 0, "--lr must be positive"),
             (self.resume in ("auto", "require", "never"), "resume must be auto, require or never"),

@@ -22,6 +22,8 @@ from ambient_omni.errors import AmbientError
 from ambient_omni.training.loop import derive_seed
 
 _PURPOSE_INIT = 3
+# Settings that do not change the trained weights (free to change when resuming).
+_NOT_TRAJECTORY = ("data", "annotations", "workers", "preview_n", "preview_steps")
 
 
 @dataclass
@@ -126,7 +128,7 @@ class DenoiserTask:
             "annotations": ({"file": Path(s.annotations).name, "dataset_sha256": self.table.dataset_sha256}
                             if s.annotations else "none: every image clean"),
             "annotation_counts": _counts(self.table),
-            "settings": {k: v for k, v in asdict(s).items() if k not in ("data", "annotations", "workers")},
+            "settings": {k: v for k, v in asdict(s).items() if k not in _NOT_TRAJECTORY},
         }
 
     def describe(self) -> str:
