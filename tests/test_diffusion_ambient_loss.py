@@ -160,7 +160,10 @@ def _affine_fit(loss_fn: AmbientLoss, images: torch.Tensor, ids: torch.Tensor, s
 
 
 def _standard_errors(cond_cov: torch.Tensor, design_cov: torch.Tensor, mu: torch.Tensor, n: int):
-    """OLS standard errors of (A, c) for iid rows: residual covariance ``cond_cov``, regressor covariance ``design_cov``."""
+    """OLS standard errors of (A, c) for iid rows.
+
+    ``cond_cov``: covariance of the residual (target given x_t); ``design_cov``: covariance of x_t.
+    """
     inv = torch.linalg.inv(design_cov)
     se_a = (torch.diag(cond_cov)[:, None] * torch.diag(inv)[None, :] / n).sqrt()
     se_c = (torch.diag(cond_cov) * (1 + mu @ inv @ mu) / n).sqrt()

@@ -132,7 +132,9 @@ class AmbientLoss:
                 f"(b={buffer_factor(self.buffer_s):.4f}, buffer_s={self.buffer_s}): {detail}"
             )
 
-    def _fixed_noise_where_needed(self, ids: torch.Tensor, sigma_tn_cpu: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _fixed_noise_where_needed(
+        self, ids: torch.Tensor, sigma_tn_cpu: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
         """``z_i`` for the rows with ``sigma_tn > 0``, zeros elsewhere (they are multiplied by 0 anyway)."""
         rows = torch.nonzero(sigma_tn_cpu > 0).reshape(-1)
         z = torch.zeros_like(y)

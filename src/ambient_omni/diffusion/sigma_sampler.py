@@ -177,9 +177,13 @@ class SigmaFirstSampler:
         num_steps: int | None = None,
     ) -> None:
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise AmbientError(f"need batch_size >= 1 and 0 <= rank < world_size, got {batch_size}, {rank}, {world_size}")
+            raise AmbientError(
+                f"need batch_size >= 1 and 0 <= rank < world_size, got {batch_size}, {rank}, {world_size}"
+            )
         if p_std <= 0 or max_redraws < 0 or start_step < 0:
-            raise AmbientError(f"need p_std > 0, max_redraws >= 0, start_step >= 0; got {p_std}, {max_redraws}, {start_step}")
+            raise AmbientError(
+                f"need p_std > 0, max_redraws >= 0, start_step >= 0; got {p_std}, {max_redraws}, {start_step}"
+            )
         self.index = AdmissibleIndex(sigma_min, sigma_max, buffer_s)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.p_mean, self.p_std, self.seed = float(p_mean), float(p_std), int(seed)
@@ -228,7 +232,8 @@ class SigmaFirstSampler:
             sigma[empty] = self._sigma(step, j[empty], attempt[empty])
             empty = self.index.count(sigma) == 0
         index = self.index.pick(sigma, uniform(self.seed, "choice", step, j, attempt))
-        mask, sigma_tn = admissible(sigma, self.index.sigma_min[index], self.index.sigma_max[index], self.index.buffer_s)
+        smin, smax = self.index.sigma_min[index], self.index.sigma_max[index]
+        mask, sigma_tn = admissible(sigma, smin, smax, self.index.buffer_s)
         assert bool(mask.all()), "AdmissibleIndex.pick returned an inadmissible image"
         return index, sigma, sigma_tn.numpy()
 
