@@ -1,16 +1,10 @@
-"""Shared fixtures of the training tests: a tiny dataset folder and, until the real samplers
-module exists, a stand-in ``sample_images`` with the agreed interface."""
+"""Shared fixture of the training tests: a tiny dataset folder."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 
 def write_tiny_dataset(folder: Path, n: int = 48, shape: tuple[int, int, int] = (1, 8, 8), classes: int = 3,
@@ -31,27 +25,3 @@ def write_tiny_dataset(folder: Path, n: int = 48, shape: tuple[int, int, int] = 
                          data.class_names)
     write_dataset(folder, data)
     return folder
-
-
-def _standin_sample_images(net, n, seeds, shape, batch_size, steps=18, labels=None, **_options):  # noqa: ANN001
-    """Euler ODE from sigma 5 to 0 with per-seed initial noise (the interface of diffusion.samplers)."""
-    sigmas = torch.linspace(5.0, 0.0, steps + 1)
-    out = []
-    for start in range(0, n, batch_size):
-        chunk = list(seeds)[start:start + batch_size]
-        x = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in chunk]) * sigmas[0]
-        lab = None if labels is None else labels[start:start + batch_size]
-        for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-            d = (x - net(x, s.expand(len(chunk)), lab)) / s
-            x = x + (s_next - s) * d
-        out.append(x)
-    return torch.cat(out)
-
-
-@pytest.fixture
-def samplers_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``ambient_omni.diffusion.samplers.sample_images`` importable (real module if present)."""
-    if importlib.util.find_spec("ambient_omni.diffusion.samplers") is None:
-        module = types.ModuleType("ambient_omni.diffusion.samplers")
-        module.sample_images = _standin_sample_images  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "ambient_omni.diffusion.samplers", module)

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _training_helpers import samplers_module, write_tiny_dataset  # noqa: F401
+from _training_helpers import write_tiny_dataset
 from ambient_omni.cli.main import main
 from ambient_omni.training.logging import read_log
 
 TINY = ["--channels", "8", "--blocks", "1", "--batch", "8", "--no-progress"]
 
 
-def test_train_resume_and_sample(tmp_path: Path, samplers_module: None, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+def test_train_resume_and_sample(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, run = write_tiny_dataset(tmp_path / "ds"), tmp_path / "run"
     args = ["train", "--data", str(data), "--out", str(run), "--steps", "3", "--checkpoint-every", "2",
             "--log-every", "1", "--preview-every", "3", "--preview-n", "4", "--preview-steps", "2", "--cond", *TINY]

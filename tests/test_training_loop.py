@@ -34,6 +34,17 @@ TESTS = Path(__file__).resolve().parent
 CPU1 = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
+class ToyNet(nn.Sequential):
+    """A tiny MLP plus a parameter the loss never uses (DDP must cope with it)."""
+
+    def __init__(self, dropout: float) -> None:
+        super().__init__(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(dropout), nn.Linear(16, 4))
+        self.unused = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)
+
+
 class ToyTask:
     """Regress a fixed linear map of noisy inputs with a tiny MLP.
 
@@ -50,7 +61,7 @@ class ToyTask:
         self.nan_at, self.hang_at = nan_at, hang_at
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(dropout), nn.Linear(16, 4))
+            self.model = ToyNet(dropout)
 
     def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
         share = self.batch_size // world_size

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _training_helpers import samplers_module, write_tiny_dataset  # noqa: F401
+from _training_helpers import write_tiny_dataset
 from ambient_omni.errors import AmbientError
 from ambient_omni.training.loop import Trainer, TrainConfig
 from ambient_omni.training.sampling import generate, load_denoiser, parse_seeds, sample_labels
@@ -31,7 +31,7 @@ def test_sample_labels() -> None:
         sample_labels([5], 0, 1)
 
 
-def test_load_from_checkpoint_then_model_folder(tmp_path: Path, samplers_module: None) -> None:  # noqa: F811
+def test_load_from_checkpoint_then_model_folder(tmp_path: Path) -> None:
     write_tiny_dataset(tmp_path / "ds")
     task = DenoiserTask(DenoiserSettings(data=str(tmp_path / "ds"), batch_size=4,
                                          network_overrides={"model_channels": 8, "num_blocks": 1}))

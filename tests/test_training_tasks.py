@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _training_helpers import samplers_module, write_tiny_dataset  # noqa: F401
+from _training_helpers import write_tiny_dataset
 from ambient_omni.errors import AmbientError
 from ambient_omni.training.checkpoint import build_model
 from ambient_omni.training.tasks import DenoiserSettings, DenoiserTask
@@ -92,7 +92,7 @@ def test_conditional_needs_labels(tmp_path: Path) -> None:
         make_task(tmp_path, conditional=True)
 
 
-def test_preview_writes_a_png(tmp_path: Path, samplers_module: None) -> None:  # noqa: F811
+def test_preview_writes_a_png(tmp_path: Path) -> None:
     task = make_task(tmp_path, preview_n=4, preview_steps=2)
     path = task.make_preview(task.model, 7, tmp_path / "samples")
     assert path.name == "preview-00000007.png" and path.stat().st_size > 0

@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     shape = tuple(config["image_shape"])
     labels = sample_labels(seeds, int(config.get("num_classes", 0)) if config["network"].get("label_dim") else 0,
                            args.class_label)
-    options = {"solver": args.solver, "churn": args.churn, "guidance": args.guidance}
-    images, labels = generate(model, seeds, shape, steps=args.steps, batch_size=args.batch, labels=labels, **options)
+    options = {"solver": args.solver, "s_churn": args.churn, "guidance": args.guidance}
+    images, labels = generate(model, seeds, shape, steps=args.steps, batch_size=args.batch, labels=labels,
+                              progress=True, **options)
     codes = to_uint8(images).numpy()
     out = Path(args.out)
     buffer = io.BytesIO()

@@ -321,7 +321,9 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids)
+        # static_graph: parameters the loss never uses (e.g. a U-Net's encoder-only head) are fine,
+        # as long as the used set is the same every step.
+        return DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
 
     def _preview(self) -> None:
         make_preview = getattr(self.task, "make_preview", None)

@@ -73,10 +73,12 @@ def sample_labels(seeds: list[int], num_classes: int, class_label: int | None) -
 
 @torch.no_grad()
 def generate(model: nn.Module, seeds: list[int], shape: tuple[int, int, int], steps: int = 18,
-             batch_size: int = 64, labels: torch.Tensor | None = None, **sampler_options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+             batch_size: int = 64, labels: torch.Tensor | None = None, progress: bool = False,
+             **sampler_options: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples ``(N, C, H, W)`` in [-1, 1] (float32, CPU) for ``seeds`` and the labels used.
 
-    ``sampler_options`` (solver, churn, guidance, ...) go to ``diffusion.samplers.sample_images``.
+    ``sampler_options`` (``solver``, ``s_churn``, ``guidance``, ...) go to
+    ``diffusion.samplers.edm_sampler``; all-``-1`` labels mean unconditional sampling.
     """
     from ambient_omni.diffusion.samplers import sample_images
 
@@ -86,7 +88,8 @@ def generate(model: nn.Module, seeds: list[int], shape: tuple[int, int, int], st
     model.eval()
     try:
         images = sample_images(model, len(seeds), seeds=list(seeds), shape=tuple(shape), batch_size=batch_size,
-                               steps=steps, labels=labels, **sampler_options)
+                               labels=None if bool((labels < 0).all()) else labels, progress=progress,
+                               steps=steps, **sampler_options)
     finally:
         model.train(was_training)
     return images.float().cpu().clamp(-1, 1), labels
