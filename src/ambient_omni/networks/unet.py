@@ -1,0 +1,250 @@
+"""A small, CPU-fast U-Net backbone ``F(x_in, c_noise, labels)`` and its reusable encoder half.
+
+Layout (``L = len(channel_mult)`` levels, ``c_i = model_channels * channel_mult[i]``):
+
+    encoder: conv_in -> for each level i: [avg-pool /2 if i > 0] -> num_blocks ResBlocks (c_i)
+             -> keep the level output as skip_i;  then one middle ResBlock at the lowest level
+    decoder: for each level i from L-1 down to 0: [nearest upsample to skip_i's size if i < L-1]
+             -> concat skip_i -> num_blocks ResBlocks (c_i);  then GroupNorm, SiLU, conv_out
+
+Down-sampling uses ceil-mode 2x2 average pooling and up-sampling interpolates to the exact size
+of the matching skip, so any H x W works (odd, non-square, down to 1 x 1 at the lowest level).
+
+A ResBlock is ``x + conv(dropout(SiLU(GN(h) (1 + scale) + shift)))`` with
+``h = conv(SiLU(GN(x)))`` and ``(scale, shift)`` a linear map of the shared noise/label
+embedding (adaptive GroupNorm). The noise embedding is Fourier features of ``c_noise``
+(fixed, log-spaced frequencies) through a 2-layer MLP; class labels add a learned embedding
+where label ``-1`` (and label dropout) selects an extra "null" class for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ambient_omni.errors import AmbientError
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: at most 32, at least 4 channels per group."""
+    return max(1, min(32, channels // 4))
+
+
+class NoiseEmbedding(nn.Module):
+    """``(c_noise, labels) -> emb``: Fourier features of ``c_noise`` -> MLP, plus a label embedding.
+
+    Fourier features are ``[cos(2 pi f_k c), sin(2 pi f_k c)]`` with ``f_k`` log-spaced in
+    ``[1/16, 16]`` (``c_noise = ln(sigma)/4`` spans about ``[-1.6, 1.1]`` in practice).
+    Labels are int64 ``(B,)``; ``-1`` means "no label" and maps to the null class ``label_dim``.
+    While training, each label is replaced by the null class with probability ``label_dropout``
+    (drawn from torch's global generator, like :class:`torch.nn.Dropout`).
+    With ``label_dim = 0`` the network is unconditional and ignores ``labels``.
+    """
+
+    def __init__(self, emb_dim: int, num_freqs: int = 16, label_dim: int = 0, label_dropout: float = 0.0) -> None:
+        super().__init__()
+        if label_dim < 0 or not 0.0 <= label_dropout <= 1.0:
+            raise AmbientError(f"need label_dim >= 0 and 0 <= label_dropout <= 1, got {label_dim}, {label_dropout}")
+        self.label_dim = label_dim
+        self.label_dropout = label_dropout
+        self.register_buffer("freqs", 2 * math.pi * torch.logspace(-math.log10(16), math.log10(16), num_freqs))
+        self.mlp = nn.Sequential(nn.Linear(2 * num_freqs, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_emb = nn.Embedding(label_dim + 1, emb_dim) if label_dim > 0 else None
+
+    def forward(self, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``SiLU(emb)`` of shape ``(B, emb_dim)`` (already activated for the block projections)."""
+        phase = c_noise.to(torch.float32).reshape(-1, 1) * self.freqs
+        emb = self.mlp(torch.cat([phase.cos(), phase.sin()], dim=1))
+        if self.label_emb is not None:
+            emb = emb + self.label_emb(self._label_index(labels, emb.shape[0], emb.device))
+        return F.silu(emb)
+
+    def _label_index(self, labels: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """Map labels to embedding rows: ``-1`` (or dropped) -> ``label_dim``; validates the range."""
+        if labels is None:
+            return torch.full((batch,), self.label_dim, dtype=torch.long, device=device)
+        labels = labels.to(device=device, dtype=torch.long).reshape(-1)
+        if labels.shape[0] != batch:
+            raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
+        if bool(((labels < -1) | (labels >= self.label_dim)).any()):
+            raise ValueError(f"labels must lie in [-1, {self.label_dim - 1}]")
+        if self.training and self.label_dropout > 0:
+            drop = torch.rand(batch, device=device) < self.label_dropout
+            labels = labels.masked_fill(drop, -1)
+        return torch.where(labels < 0, torch.full_like(labels, self.label_dim), labels)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block with adaptive GroupNorm conditioning (see module doc)."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, 2 * out_ch)
+        self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch, affine=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``skip(x) + conv2(dropout(SiLU(GN(h)(1 + scale) + shift)))``, ``h = conv1(SiLU(GN(x)))``."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb_proj(emb)[:, :, None, None].chunk(2, dim=1)
+        h = torch.addcmul(shift, self.norm2(h), scale + 1)
+        h = self.conv2(self.dropout(F.silu(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all pixels, residual, output projection zero-initialised."""
+
+    def __init__(self, channels: int, head_dim: int = 32) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        """``x + proj(softmax(q k^T / sqrt(d)) v)`` with q, k, v from ``GN(x)``; ``emb`` is unused."""
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+def _level_blocks(in_ch: int, out_ch: int, n: int, emb_dim: int, dropout: float, attn: bool) -> nn.ModuleList:
+    """``n`` ResBlocks (the first maps ``in_ch -> out_ch``), each followed by attention if ``attn``."""
+    blocks: list[nn.Module] = []
+    for i in range(n):
+        blocks.append(ResBlock(in_ch if i == 0 else out_ch, out_ch, emb_dim, dropout))
+        if attn:
+            blocks.append(SelfAttention(out_ch))
+    return nn.ModuleList(blocks)
+
+
+def _check_arch(channel_mult: Sequence[int], num_blocks: int, attn_levels: Sequence[int]) -> None:
+    """Validate the architecture options (AmbientError names the option)."""
+    if not channel_mult or any(int(m) < 1 for m in channel_mult):
+        raise AmbientError(f"channel_mult must be a non-empty list of positive ints, got {list(channel_mult)}")
+    if num_blocks < 1:
+        raise AmbientError(f"num_blocks must be >= 1, got {num_blocks}")
+    bad = [a for a in attn_levels if not 0 <= a < len(channel_mult)]
+    if bad:
+        raise AmbientError(f"attn_levels {bad} out of range for {len(channel_mult)} levels")
+
+
+def _init_args(local_vars: dict) -> dict:
+    """Constructor arguments as plain JSON values (tuples -> lists), for :mod:`.registry`."""
+    args = {k: v for k, v in local_vars.items() if k not in ("self", "__class__")}
+    return {k: [int(x) for x in v] if isinstance(v, (tuple, list)) else v for k, v in args.items()}
+
+
+class UNetEncoder(nn.Module):
+    """Encoder half: noise/label embedding, conv_in, down levels and the middle block.
+
+    ``forward(x, c_noise, labels) -> (B, out_dim)`` globally averaged lowest-level features;
+    :meth:`features` returns the lowest-level map and the per-level skips for the decoder.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        model_channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_blocks: int = 2,
+        attn_levels: Sequence[int] = (),
+        dropout: float = 0.0,
+        label_dim: int = 0,
+        label_dropout: float = 0.0,
+        emb_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_arch(channel_mult, num_blocks, attn_levels)
+        self.init_args = _init_args(locals())
+        self.emb_dim = emb_dim or 4 * model_channels
+        self.channels = [model_channels * int(m) for m in channel_mult]
+        self.embed = NoiseEmbedding(self.emb_dim, label_dim=label_dim, label_dropout=label_dropout)
+        self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
+        prev = model_channels
+        self.levels = nn.ModuleList()
+        for i, ch in enumerate(self.channels):
+            self.levels.append(_level_blocks(prev, ch, num_blocks, self.emb_dim, dropout, i in attn_levels))
+            prev = ch
+        self.mid = _level_blocks(prev, prev, 1, self.emb_dim, dropout, len(self.channels) - 1 in attn_levels)
+        self.out_dim = prev
+
+    def features(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run conv_in, the levels and the middle block; return ``(h_lowest, [skip_0, ..., skip_{L-1}])``."""
+        h = self.conv_in(x)
+        skips: list[torch.Tensor] = []
+        for i, blocks in enumerate(self.levels):
+            if i > 0:
+                h = F.avg_pool2d(h, 2, ceil_mode=True)
+            for block in blocks:
+                h = block(h, emb)
+            skips.append(h)
+        for block in self.mid:
+            h = block(h, emb)
+        return h, skips
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features ``mean_hw h`` of shape ``(B, out_dim)``."""
+        h, _ = self.features(x, self.embed(c_noise, labels))
+        return h.mean(dim=(2, 3))
+
+
+class UNet(nn.Module):
+    """U-Net backbone ``F(x_in, c_noise, labels) -> (B, out_channels, H, W)`` built on :class:`UNetEncoder`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        model_channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_blocks: int = 2,
+        attn_levels: Sequence[int] = (),
+        dropout: float = 0.0,
+        label_dim: int = 0,
+        label_dropout: float = 0.0,
+        emb_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.init_args = _init_args(locals())
+        self.encoder = UNetEncoder(
+            in_channels, model_channels, channel_mult, num_blocks, attn_levels,
+            dropout, label_dim, label_dropout, emb_dim,
+        )
+        chans = self.encoder.channels
+        emb = self.encoder.emb_dim
+        self.up_levels = nn.ModuleList()
+        prev = chans[-1]
+        for i in reversed(range(len(chans))):
+            self.up_levels.append(_level_blocks(prev + chans[i], chans[i], num_blocks, emb, dropout, i in attn_levels))
+            prev = chans[i]
+        self.out_norm = nn.GroupNorm(_groups(prev), prev)
+        self.conv_out = nn.Conv2d(prev, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder -> decoder with skip concatenation -> ``conv_out(SiLU(GN(h)))``."""
+        emb = self.encoder.embed(c_noise, labels)
+        h, skips = self.encoder.features(x, emb)
+        for blocks, skip in zip(self.up_levels, reversed(skips)):
+            if h.shape[-2:] != skip.shape[-2:]:
+                h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = torch.cat([h, skip], dim=1)
+            for block in blocks:
+                h = block(h, emb)
+        return self.conv_out(F.silu(self.out_norm(h)))
