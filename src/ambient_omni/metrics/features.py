@@ -92,20 +92,29 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 class PixelExtractor(FeatureExtractor):
-    """Identity features: the flattened pixels, ``phi(x) = vec(x)`` (``dim = C*H*W``)."""
+    """Identity features: the flattened pixels, ``phi(x) = vec(x)`` (``dim = C*H*W``).
+
+    With ``shape=None`` the shape is taken from the images of each call.
+    """
 
     name = "pixels"
 
-    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), device: torch.device | None = None) -> None:
+    def __init__(self, shape: tuple[int, int, int] | None = None, device: torch.device | None = None) -> None:
         super().__init__(device)
-        self.shape = tuple(shape)
-        self.dim = int(np.prod(self.shape))
+        self.shape = None if shape is None else tuple(shape)
+        self.dim = 0 if shape is None else int(np.prod(shape))
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape)}
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape)}
+
+    def __call__(self, images: torch.Tensor | np.ndarray, batch_size: int = 64,
+                 progress: bool = True) -> np.ndarray:
+        if self.shape is None:
+            self.dim = int(np.prod(torch.as_tensor(images).shape[1:]))
+        return super().__call__(images, batch_size, progress)
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
-        if tuple(batch.shape[1:]) != self.shape:
+        if self.shape is not None and tuple(batch.shape[1:]) != self.shape:
             raise AmbientError(f"pixels features: expected images of shape {self.shape}, got "
                                f"{tuple(batch.shape[1:])}")
         return batch.flatten(1)
@@ -146,6 +155,6 @@ def get_extractor(name: str, **options: Any) -> FeatureExtractor:
 
 
 @register_extractor("pixels")
-def _pixels(shape: tuple[int, int, int] = (1, 28, 28), device: torch.device | None = None,
+def _pixels(shape: tuple[int, int, int] | None = None, device: torch.device | None = None,
             **_: Any) -> FeatureExtractor:
     return PixelExtractor(shape=shape, device=device)

@@ -1,0 +1,71 @@
+"""``ambient eval``: Frechet distances, KID, precision/recall, patch FD and memorization of samples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ambient_omni.errors import AmbientError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` subcommand."""
+    parser = subparsers.add_parser(
+        "eval", help="evaluate samples: FD / KID / precision-recall per feature set, memorization",
+        description="Evaluate generated samples against a reference image set with the fixed protocol "
+        "of docs/PROTOCOL.md: per feature set the Frechet distance, KID and k-NN precision/recall; "
+        "in pixel space the patch-level FD and (with --memorization-train) the share of near-copies "
+        "of training images. Reference statistics are cached ($AMBIENT_CACHE or ~/.cache/ambient_omni).")
+    parser.add_argument("--samples", required=True,
+                        help="samples.npz (uint8 'images' N,C,H,W), a folder holding it, or any data "
+                        "source spec (fashion-mnist:train, folder:PATH, array:PATH)")
+    parser.add_argument("--reference", default="fashion-mnist:test", help="reference source (default: %(default)s)")
+    parser.add_argument("--features", default="fmnist-classifier,effnet-lite0",
+                        help="comma-separated feature sets: fmnist-classifier, effnet-lite0, inception "
+                        "(default: %(default)s)")
+    parser.add_argument("--n-ref", type=int, default=None,
+                        help="use a fixed random subset (seed 0) of this many reference images (default: all)")
+    parser.add_argument("--memorization-train", default=None,
+                        help="training set for the memorization share (fashion-mnist:train or a dataset folder)")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help="print the results as JSON (no PATH) or write them to PATH")
+    parser.add_argument("--inception-weights", default=None,
+                        help="local FID Inception weights (pt_inception-2015-12-05-6726825d.pth or "
+                        ".safetensors); default $AMBIENT_INCEPTION_WEIGHTS")
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default $AMBIENT_CACHE or ~/.cache/ambient_omni)")
+    parser.add_argument("--device", default=None, help="torch device (default: $AMBIENT_DEVICE, else cuda if present)")
+    parser.add_argument("--batch-size", type=int, default=64, help="feature batch size (default: %(default)s)")
+    parser.add_argument("--k", type=int, default=3, help="k of the k-NN precision/recall (default: %(default)s)")
+    parser.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default: %(default)s)")
+    parser.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default: %(default)s)")
+    parser.add_argument("--patch-size", type=int, default=8, help="patch FD patch size (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of KID/PR/patch draws (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation and print a table (and/or JSON)."""
+    from ambient_omni.files import write_json
+    from ambient_omni.metrics.evaluate import evaluate, format_table
+
+    features = [name.strip() for name in args.features.split(",") if name.strip()]
+    if not features:
+        raise AmbientError("--features: give at least one feature set")
+    if args.batch_size < 1:
+        raise AmbientError(f"--batch-size must be positive, got {args.batch_size}")
+    result = evaluate(args.samples, args.reference, features, n_ref=args.n_ref,
+                      train_set=args.memorization_train, k=args.k, kid_subsets=args.kid_subsets,
+                      kid_subset_size=args.kid_subset_size, patch_size=args.patch_size, seed=args.seed, batch_size=args.batch_size,
+                      cache_dir=args.cache_dir, device=args.device,
+                      extractor_options={"inception_weights": args.inception_weights},
+                      progress=not args.no_progress)
+    if args.json == "-":
+        json.dump(result, sys.stdout, indent=2, sort_keys=True)
+        print()
+        return 0
+    if args.json:
+        write_json(args.json, result)
+    print(format_table(result))
+    return 0

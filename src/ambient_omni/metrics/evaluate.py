@@ -1,0 +1,167 @@
+"""One entry point for every number the project reports: :func:`evaluate`.
+
+For each feature extractor: Frechet distance (FD) of the samples against the reference,
+KID, and k-NN precision/recall. In pixel space: the patch-level FD and, when a training set
+is given, the memorization share. Reference statistics come from the cache
+(:mod:`ambient_omni.metrics.cache`). The protocol every project number uses is in
+docs/PROTOCOL.md; the settings actually used are returned under ``"protocol"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ambient_omni.errors import AmbientError
+from ambient_omni.metrics.cache import reference_statistics
+from ambient_omni.metrics.features import available_extractors, check_images, get_extractor
+from ambient_omni.metrics.frechet import feature_statistics, frechet_distance
+from ambient_omni.metrics.kid import kernel_inception_distance
+from ambient_omni.metrics.memorization import DEFAULT_RATIO, memorization
+from ambient_omni.metrics.patches import patch_frechet_distance
+from ambient_omni.metrics.precision_recall import precision_recall
+
+DEFAULT_REFERENCE = "fashion-mnist:test"
+DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
+
+
+def uint8_to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float32 ``[-1, 1]`` via ``x / 127.5 - 1``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 127.5 - 1
+
+
+def load_images(source: Any, what: str) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` float in [-1, 1] from a tensor/array, an ImageSet, a ``samples.npz``
+    (``images`` uint8), a folder holding ``samples.npz`` or a dataset folder's ``images.npy``,
+    or any spec that ``ambient_omni.data.readers.read_source`` accepts."""
+    if isinstance(source, (torch.Tensor, np.ndarray)):
+        images = torch.as_tensor(source)
+        images = uint8_to_float(images.numpy()) if images.dtype == torch.uint8 else images.float()
+    elif hasattr(source, "images"):
+        images = torch.as_tensor(source.images).float()
+    else:
+        images = _load_path(str(source), what)
+    check_images(images, what)
+    return images
+
+
+def _load_path(spec: str, what: str) -> torch.Tensor:
+    path = Path(spec)
+    if path.is_dir() and (path / "samples.npz").is_file():
+        path = path / "samples.npz"
+    elif path.is_dir() and (path / "images.npy").is_file():
+        return uint8_to_float(np.load(path / "images.npy", allow_pickle=False))
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if "images" not in data:
+                raise AmbientError(f"{path}: {what} file has no 'images' array")
+            images = data["images"]
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise AmbientError(f"{path}: 'images' must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
+        return uint8_to_float(images)
+    from ambient_omni.data.readers import read_source
+
+    return torch.as_tensor(read_source(spec).images).float()
+
+
+def fixed_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the first ``n`` entries of the permutation ``default_rng(seed)``
+    of ``range(n_total)`` (all indices when ``n`` is None or >= n_total)."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    if n < 2:
+        raise AmbientError(f"--n-ref must be at least 2, got {n}")
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, opts: dict[str, Any],
+                     cfg: dict[str, Any]) -> dict[str, Any]:
+    extractor = get_extractor(name, **opts)
+    ref = reference_statistics(reference, extractor, cache_dir=opts.get("cache_dir"),
+                               batch_size=cfg["batch_size"], progress=opts.get("progress", True))
+    feats = extractor(samples, batch_size=cfg["batch_size"], progress=opts.get("progress", True))
+    feats = feats.astype(np.float32).astype(np.float64)
+    out: dict[str, Any] = {"fd": frechet_distance(*feature_statistics(feats), ref.mu, ref.sigma),
+                           "settings": extractor.settings()}
+    kid_mean, kid_std = kernel_inception_distance(feats, ref.features, cfg["kid_subsets"],
+                                                  cfg["kid_subset_size"], cfg["seed"])
+    out.update(kid=kid_mean, kid_std=kid_std)
+    pr_rows = np.random.default_rng(cfg["seed"]).permutation(ref.features.shape[0])[:feats.shape[0]]
+    out["precision"], out["recall"] = precision_recall(ref.features[pr_rows], feats, cfg["k"])
+    return out
+
+
+def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
+             features: list[str] | tuple[str, ...] = DEFAULT_FEATURES, n_ref: int | None = None,
+             train_set: Any = None, *, k: int = 3, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             memorization_ratio: float = DEFAULT_RATIO, patch_size: int = 8, patches_per_image: int = 8,
+             seed: int = 0, batch_size: int = 64, cache_dir: str | os.PathLike | None = None,
+             device: str | torch.device | None = None, extractor_options: dict[str, Any] | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``samples`` against ``reference`` on each feature set in ``features``.
+
+    ``n_ref`` picks a fixed subset of the reference (:func:`fixed_subset`, seed 0).
+    Precision/recall use as many reference features as there are samples (a fixed random
+    subset, ``seed``), so both k-NN manifolds have equal size. ``train_set`` (images or a
+    source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
+    """
+    unknown = sorted(set(features) - set(available_extractors()))
+    if unknown or not features:
+        raise AmbientError(f"unknown feature set(s) {unknown or features}; choose from "
+                           f"{', '.join(available_extractors())}")
+    sample_images = load_images(samples, "samples")
+    ref_all = load_images(reference, "reference")
+    ref_images = ref_all[torch.as_tensor(fixed_subset(ref_all.shape[0], n_ref))]
+    if sample_images.shape[1:] != ref_images.shape[1:]:
+        raise AmbientError(f"samples have shape {tuple(sample_images.shape[1:])} but the reference "
+                           f"has {tuple(ref_images.shape[1:])}")
+    cfg = {"k": k, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "seed": seed,
+           "batch_size": batch_size}
+    opts = {"device": device, "cache_dir": cache_dir, "progress": progress, **(extractor_options or {})}
+    result: dict[str, Any] = {
+        "n_samples": int(sample_images.shape[0]), "n_reference": int(ref_images.shape[0]),
+        "reference": reference if isinstance(reference, str) else "<in-memory>",
+        "protocol": {**cfg, "n_ref": n_ref, "memorization_ratio": memorization_ratio,
+                     "patch_size": patch_size, "patches_per_image": patches_per_image,
+                     "features": list(features)},
+        "features": {name: _feature_metrics(sample_images, ref_images, name, opts, cfg) for name in features},
+        "pixels": {"patch_fd": patch_frechet_distance(sample_images, ref_images, patch_size,
+                                                      patches_per_image, seed)},
+    }
+    if train_set is not None:
+        train_images = load_images(train_set, "memorization train set")
+        mem = memorization(sample_images, train_images, memorization_ratio)
+        result["memorization"] = {"share": mem.share, "threshold": memorization_ratio, "space": "pixels",
+                                  "n_train": int(train_images.shape[0]),
+                                  "train": train_set if isinstance(train_set, str) else "<in-memory>",
+                                  "median_ratio": float(np.median(mem.ratio))}
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text table: one row per metric, one column per feature set, plus pixel metrics."""
+    names = list(result["features"])
+    rows = [("FD", "fd", "{:.2f}"), ("KID x1e3", "kid", "{:.3f}"), ("precision", "precision", "{:.3f}"),
+            ("recall", "recall", "{:.3f}")]
+    width = max([12] + [len(n) + 2 for n in names])
+    lines = [f"samples: {result['n_samples']}   reference: {result['reference']} "
+             f"({result['n_reference']} images)",
+             "metric".ljust(12) + "".join(n.rjust(width) for n in names)]
+    for label, key, fmt in rows:
+        scale = 1e3 if key == "kid" else 1.0
+        lines.append(label.ljust(12) + "".join(fmt.format(result["features"][n][key] * scale).rjust(width)
+                                               for n in names))
+    proto = result["protocol"]
+    lines.append(f"patch FD (pixels, {proto['patch_size']}x{proto['patch_size']}): "
+                 f"{result['pixels']['patch_fd']:.3f}")
+    if "memorization" in result:
+        mem = result["memorization"]
+        lines.append(f"memorization (pixel d1/d2 < {mem['threshold']:.3f} vs {mem['n_train']} train images): "
+                     f"{100 * mem['share']:.1f}%")
+    lines.append(f"protocol: k={proto['k']} kid {proto['kid_subsets']}x{proto['kid_subset_size']} "
+                 f"seed={proto['seed']} n_ref={proto['n_ref']} (see docs/PROTOCOL.md)")
+    return "\n".join(lines)

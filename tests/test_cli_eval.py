@@ -1,0 +1,47 @@
+"""`ambient eval` end to end on tiny files (pixel features, so no network is needed)."""
+
+import json
+
+import numpy as np
+
+from ambient_omni.cli.main import main
+
+
+def _write(tmp_path):
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, size=(80, 1, 8, 8), dtype=np.uint8)
+    (tmp_path / "ref").mkdir()
+    np.save(tmp_path / "ref" / "images.npy", ref)
+    np.savez(tmp_path / "samples.npz", images=np.concatenate([ref[:10], rng.integers(0, 256, (30, 1, 8, 8),
+                                                                                       dtype=np.uint8)]))
+
+
+def test_table_and_json(tmp_path, capsys):
+    _write(tmp_path)
+    common = ["eval", "--samples", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref"),
+              "--features", "pixels", "--memorization-train", str(tmp_path / "ref"), "--kid-subsets", "3", "--kid-subset-size", "20",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert main(common + ["--json", str(tmp_path / "out.json")]) == 0
+    table = capsys.readouterr().out
+    assert "samples: 40" in table and "FD" in table and "PROTOCOL.md" in table
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert saved["memorization"]["share"] == 0.25
+    assert main(common + ["--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["features"]["pixels"]["fd"] == saved["features"]["pixels"]["fd"]
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    assert main(["eval", "--samples", str(tmp_path / "missing.npz"), "--features", "pixels",
+                 "--reference", str(tmp_path)]) == 2
+    assert main(["eval", "--samples", str(tmp_path / "x.npz"), "--features", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "ambient eval: error" in err
+
+
+def test_help_mentions_protocol(capsys):
+    try:
+        main(["eval", "--help"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    assert "PROTOCOL" in capsys.readouterr().out

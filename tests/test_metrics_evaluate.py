@@ -1,0 +1,62 @@
+"""evaluate(): one call gives every metric; inputs from tensors, samples.npz and dataset folders."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ambient_omni.errors import AmbientError
+from ambient_omni.metrics.evaluate import evaluate, fixed_subset, format_table, load_images
+
+OPTS = {"shape": (1, 8, 8)}
+
+
+def _images(n: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, 8, 8, generator=gen) * 1.6 - 0.8 + shift).clamp(-1, 1)
+
+
+def test_all_metrics_present_and_sensible(tmp_path):
+    ref, train = _images(120, 0), _images(60, 1)
+    samples = torch.cat([train[:20], _images(40, 2)])  # 20 exact training copies
+    kwargs = dict(features=["pixels"], train_set=train, kid_subsets=5, kid_subset_size=40, patch_size=4,
+                  cache_dir=tmp_path, extractor_options=OPTS, progress=False)
+    result = evaluate(samples, ref, **kwargs)
+    pix = result["features"]["pixels"]
+    assert result["n_samples"] == 60 and result["n_reference"] == 120
+    assert pix["fd"] > 0 and 0 <= pix["precision"] <= 1 and 0 <= pix["recall"] <= 1
+    assert result["memorization"]["share"] == pytest.approx(20 / 60)
+    shifted = evaluate(_images(60, 3, shift=0.5), ref, **kwargs)
+    assert shifted["features"]["pixels"]["fd"] > pix["fd"]
+    assert shifted["pixels"]["patch_fd"] > result["pixels"]["patch_fd"]
+    json.dumps(result)  # JSON-ready
+    table = format_table(result)
+    assert "FD" in table and "pixels" in table and "memorization" in table
+
+
+def test_n_ref_uses_fixed_subset(tmp_path):
+    ref = _images(50, 0)
+    result = evaluate(_images(20, 1), ref, ["pixels"], n_ref=30, kid_subsets=2, kid_subset_size=10,
+                      patch_size=4, cache_dir=tmp_path, extractor_options=OPTS, progress=False)
+    assert result["n_reference"] == 30
+    assert np.array_equal(fixed_subset(50, 30), fixed_subset(50, 30)) and len(set(fixed_subset(50, 30))) == 30
+
+
+def test_loads_npz_and_dataset_folder(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, size=(5, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "samples.npz", images=data)
+    (tmp_path / "ds").mkdir()
+    np.save(tmp_path / "ds" / "images.npy", data)
+    expected = torch.from_numpy(data).float() / 127.5 - 1
+    assert torch.equal(load_images(str(tmp_path / "samples.npz"), "samples"), expected)
+    assert torch.equal(load_images(str(tmp_path), "samples"), expected)
+    assert torch.equal(load_images(str(tmp_path / "ds"), "train"), expected)
+    np.savez(tmp_path / "bad.npz", pictures=data)
+    with pytest.raises(AmbientError, match="no 'images'"):
+        load_images(str(tmp_path / "bad.npz"), "samples")
+
+
+def test_shape_mismatch_is_user_error(tmp_path):
+    with pytest.raises(AmbientError, match="shape"):
+        evaluate(torch.zeros(4, 1, 6, 6), _images(10, 0), ["pixels"], cache_dir=tmp_path, progress=False)
