@@ -111,10 +111,13 @@ def setup_from_accuracy(
 @dataclass(frozen=True)
 class CrossingResult:
     """``sigma``: the crossing (``inf`` if mixed never wins up to ``sigma_hi``; ``sigma_lo`` if it
-    always wins). ``status``: ``"crossing"``, ``"never"`` or ``"always"``."""
+    always wins). ``status``: ``"crossing"``, ``"never"`` or ``"always"``. ``vacuous``: the clean-only
+    bound is 1 (trivial) at ``sigma``, so the crossing there only says where the mixed bound stops
+    being trivial, not that mixed data is provably better."""
 
     sigma: float
     status: str
+    vacuous: bool = False
 
 
 def crossing_sigma(setup: CrossingSetup, sigma_lo: float = 1e-3, sigma_hi: float = 1e6, num: int = 4000) -> CrossingResult:
@@ -125,16 +128,20 @@ def crossing_sigma(setup: CrossingSetup, sigma_lo: float = 1e-3, sigma_hi: float
     if not wins[-1]:
         return CrossingResult(float("inf"), "never")
     losing = np.flatnonzero(~wins)
+
+    def result(sigma: float, status: str) -> CrossingResult:
+        return CrossingResult(sigma, status, bool(setup.clean_bound(np.asarray(sigma)) >= 1.0))
+
     if len(losing) == 0:
-        return CrossingResult(float(sigma_lo), "always")
+        return result(float(sigma_lo), "always")
     k = int(losing[-1])
 
     def gap(s: float) -> float:
         return float(setup.clean_bound(np.asarray(s)) - setup.mixed_bound(np.asarray(s)))
 
     if diff[k] == 0:
-        return CrossingResult(float(grid[k]), "crossing")
-    return CrossingResult(float(brentq(gap, grid[k], grid[k + 1], xtol=1e-12, rtol=1e-10)), "crossing")
+        return result(float(grid[k]), "crossing")
+    return result(float(brentq(gap, grid[k], grid[k + 1], xtol=1e-12, rtol=1e-10)), "crossing")
 
 
 def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> np.ndarray:
