@@ -21,7 +21,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,7 +102,6 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False
     resume: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_steps(self) -> int:
