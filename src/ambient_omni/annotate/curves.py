@@ -22,8 +22,8 @@ dense procedure would see, and it runs the dense procedure's own smoothing on an
 * round: measure the ``window`` grid points starting ``back`` points before ``j_hat``
   (the EMA at ``j`` is dominated by the ~``1/alpha`` points before it), re-estimate;
   stop when the window is already measured (then ``j_hat`` is computed from measured values
-  over the window that carries the EMA's weight) or when the next round would exceed
-  ``max_points`` points.
+  over the window that carries the EMA's weight) or when ``max_points`` points are measured
+  (the last round keeps the new points nearest ``j_hat``).
 
 On noise-free monotone curves the answer equals the dense one; with noisy curves the two
 differ where the dense smoothed curve crosses tau on a noise blip in an unmeasured region.
@@ -150,8 +150,9 @@ def next_window(plan: FastPlan, known: np.ndarray, values: np.ndarray, tau: floa
     j = estimate_crossing(known, values, tau, span)
     lo = max(0, min(j - plan.back, plan.grid_size - plan.window))
     new = lo + np.flatnonzero(~known[lo : lo + plan.window])
-    if known.sum() + new.size > plan.max_points:
-        return new[:0]
+    room = max(0, plan.max_points - int(known.sum()))
+    if new.size > room:  # out of budget: keep the points nearest the crossing
+        new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
     return new
 
 

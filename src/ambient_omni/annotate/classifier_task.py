@@ -1,0 +1,145 @@
+"""Training task for the noise-conditional quality classifier and the crop classifiers (PAPER 2.3, 2.4),
+run by the shared :class:`~ambient_omni.training.loop.Trainer`.
+
+Positives (label 1): clean / target images. Negatives (label 0): corrupted / OOD images.
+Batch ``k`` is a pure function of ``(seed, k)``:
+
+- balanced (default): ``B/2`` positives and ``B/2`` negatives drawn uniformly with replacement;
+- unbalanced: ``B`` draws uniformly from the union (the class ratio of the data);
+- crops (``crop_size = C``): each drawn image is replaced by a uniformly placed ``C x C`` crop of it
+  (REAL crops: the classifier only ever sees ``C x C`` inputs).
+
+Loss per sample: ``BCE(f(x + sigma * eps, sigma), label)`` with ``sigma ~ LogNormal(p_mean, p_std)``,
+optionally truncated to ``sigma <= sigma_cap`` by the inverse CDF (crop classifiers work at low noise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ambient_omni.diffusion.seeding import torch_seeds
+from ambient_omni.errors import AmbientError
+from ambient_omni.networks.registry import network_config
+
+
+def truncated_lognormal(
+    n: int, p_mean: float, p_std: float, cap: float | None, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """``sigma = exp(p_mean + p_std * Phi^-1(u * Phi((log cap - p_mean) / p_std)))``, ``u ~ U(0,1)``
+    (``cap = None``: the plain log-normal)."""
+    u = torch.rand(n, generator=generator, device=generator.device).to(device)
+    top = 1.0 if cap is None else 0.5 * (1.0 + math.erf((math.log(cap) - p_mean) / (p_std * math.sqrt(2.0))))
+    z = math.sqrt(2.0) * torch.erfinv((2.0 * u * top - 1.0).clamp(-1 + 1e-7, 1 - 1e-7))
+    return torch.exp(p_mean + p_std * z)
+
+
+def random_crops(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One uniformly placed ``size x size`` crop per image of ``(B, C, H, W)``."""
+    b, _, h, w = images.shape
+    if size > min(h, w):
+        raise AmbientError(f"--crop-size {size} is larger than the {h}x{w} images")
+    top = torch.randint(0, h - size + 1, (b,), generator=generator)
+    left = torch.randint(0, w - size + 1, (b,), generator=generator)
+    return torch.stack([images[i, :, t : t + size, l : l + size] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+
+
+class ClassifierTask:
+    """Binary noise-conditional classification of ``positives`` (1) vs ``negatives`` (0)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        positives: torch.Tensor,
+        negatives: torch.Tensor,
+        batch_size: int,
+        balanced: bool = True,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
+        sigma_cap: float | None = None,
+        crop_size: int | None = None,
+        seed: int = 0,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        if len(positives) == 0 or len(negatives) == 0:
+            raise AmbientError(f"classifier training needs both classes: {len(positives)} positive and "
+                               f"{len(negatives)} negative images")
+        if balanced and batch_size % 2:
+            raise AmbientError(f"--batch {batch_size} must be even for balanced sampling")
+        self.model = model
+        self.positives, self.negatives = positives.float(), negatives.float()
+        self.batch_size, self.balanced = batch_size, balanced
+        self.p_mean, self.p_std, self.sigma_cap = p_mean, p_std, sigma_cap
+        self.crop_size, self.seed, self.info = crop_size, seed, dict(info or {})
+
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global batch ``step``: images and float labels."""
+        gen = torch.Generator().manual_seed(torch_seeds(self.seed, "classifier-batch", step)[0])
+        n_pos, n_neg = len(self.positives), len(self.negatives)
+        if self.balanced:
+            half = self.batch_size // 2
+            pos = torch.randint(0, n_pos, (half,), generator=gen)
+            neg = torch.randint(0, n_neg, (half,), generator=gen)
+            images = torch.cat([self.positives[pos], self.negatives[neg]])
+            labels = torch.cat([torch.ones(half), torch.zeros(half)])
+        else:
+            idx = torch.randint(0, n_pos + n_neg, (self.batch_size,), generator=gen)
+            is_pos = idx < n_pos
+            images = torch.where(is_pos[:, None, None, None], self.positives[idx.clamp(max=n_pos - 1)],
+                                 self.negatives[(idx - n_pos).clamp(min=0)])
+            labels = is_pos.float()
+        if self.crop_size is not None:
+            images = random_crops(images, self.crop_size, gen)
+        return images, labels
+
+    def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
+        """This rank's contiguous share of global batches ``start_step, start_step + 1, ...``."""
+        share = self.batch_size // world_size
+        step = start_step
+        while True:
+            images, labels = self._batch(step)
+            sl = slice(rank * share, (rank + 1) * share)
+            yield {"image": images[sl], "label": labels[sl]}
+            step += 1
+
+    def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+        """Per-sample BCE of ``model(x + sigma eps, sigma)`` against the labels."""
+        x = batch["image"]
+        sigma = truncated_lognormal(len(x), self.p_mean, self.p_std, self.sigma_cap, generator, x.device)
+        eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+        logits = model(x + sigma[:, None, None, None] * eps, sigma)
+        return F.binary_cross_entropy_with_logits(logits.float(), batch["label"].float(), reduction="none")
+
+    def config(self) -> dict[str, Any]:
+        """Model-folder config: kind ``classifier``, the network and the training settings."""
+        return {
+            "kind": "classifier",
+            "network": network_config(self.model),
+            "classifier": {
+                "balanced": self.balanced, "p_mean": self.p_mean, "p_std": self.p_std,
+                "sigma_cap": self.sigma_cap, "crop_size": self.crop_size,
+                "positives": len(self.positives), "negatives": len(self.negatives), **self.info,
+            },
+        }
+
+    def describe(self) -> str:
+        """One line for the log."""
+        crop = f", {self.crop_size}x{self.crop_size} crops" if self.crop_size else ""
+        return (f"classifier: {len(self.positives)} positive vs {len(self.negatives)} negative images, "
+                f"{'balanced' if self.balanced else 'unbalanced'} batches{crop}")
+
+
+def accuracy_at(model: nn.Module, positives: torch.Tensor, negatives: torch.Tensor, sigma: float,
+                generator: torch.Generator) -> float:
+    """Fraction classified correctly (logit > 0 for positives) at noise level ``sigma``."""
+    x = torch.cat([positives, negatives]).float()
+    y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    with torch.no_grad():
+        logits = model(x + sigma * torch.randn(x.shape, generator=generator), torch.full((len(x),), sigma))
+    return float(np.mean((logits.numpy() > 0) == y))

@@ -1,0 +1,230 @@
+"""sigma_min annotation with a noise-conditional classifier (PAPER 2.3): dense reference and fast search,
+batched across images, resumable, shardable across ranks.
+
+Noise (common random numbers): the ``D`` draws at grid point ``j`` of image ``id`` are
+``eps = randn(D, C, H, W)`` from ``torch.Generator(hash(seed, "annotate-noise", id, j))``, so an
+image's curve does not depend on the batch, the rank, the chunking or the method: the fast search
+evaluates exactly the values the dense procedure would at the points it visits.
+
+Resume/sharding: the images to annotate are cut into fixed chunks of ``chunk`` ids (independent of
+the number of ranks); rank ``r`` of ``W`` does chunks ``c`` with ``c % W == r`` and writes each
+finished chunk atomically as ``<out>.parts/chunk-<c>.json``. A restart skips the chunks present, so
+no work is repeated or duplicated, and :func:`merge_parts` gives the same table for any ``W``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ambient_omni.annotate import curves
+from ambient_omni.data.annotations import AnnotationTable
+from ambient_omni.diffusion.seeding import torch_seeds
+from ambient_omni.errors import AmbientError
+from ambient_omni.files import atomic_write_text, read_json, write_json
+
+ProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``prob(x (B,C,H,W), sigma (B,)) -> P(clean | x) (B,)``."""
+
+
+@dataclass(frozen=True)
+class NoiseAnnotationConfig:
+    """Settings of one annotation run (all of them change the result; stored with the parts)."""
+
+    method: str = "fast"
+    tau: float = curves.TAU
+    span: float = curves.SPAN
+    grid_size: int = curves.GRID_SIZE
+    draws: int = curves.DRAWS
+    p_mean: float = curves.P_MEAN
+    p_std: float = curves.P_STD
+    grid_seed: int = 0
+    seed: int = 0
+    stride: int = 32
+    window: int = 32
+    back: int = 24
+    max_points: int = 128
+    annotate_clean: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in ("dense", "fast"):
+            raise AmbientError(f"--method must be dense or fast, got {self.method!r}")
+        if not 0.0 < self.tau < 1.0 or self.draws < 1 or self.span < 1:
+            raise AmbientError(f"need 0 < --tau < 1, --draws >= 1, --span >= 1 (got {self.tau}, {self.draws}, {self.span})")
+        if self.method == "fast":
+            self.plan()
+
+    def plan(self) -> curves.FastPlan:
+        """The fast search geometry (validated)."""
+        try:
+            return curves.FastPlan(self.grid_size, self.stride, self.window, self.back, self.max_points)
+        except ValueError as err:
+            raise AmbientError(f"fast search settings: {err}") from None
+
+    def grid(self) -> np.ndarray:
+        """The sorted log-normal sigma grid shared by both methods."""
+        return curves.lognormal_grid(self.grid_size, self.p_mean, self.p_std, self.grid_seed)
+
+
+def classifier_prob_fn(model: torch.nn.Module, device: torch.device) -> ProbFn:
+    """``sigmoid(model(x, sigma))`` on ``device`` without gradients, returned on the CPU."""
+    model = model.to(device).eval()
+
+    def prob(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.sigmoid(model(x.to(device), sigma.to(device)).float()).cpu()
+
+    return prob
+
+
+def point_noise(seed: int, image_id: int, points: np.ndarray, draws: int, shape: Sequence[int]) -> torch.Tensor:
+    """Noise ``(len(points), draws, *shape)`` of one image at grid ``points`` (see module doc)."""
+    seeds = torch_seeds(seed, "annotate-noise", int(image_id), np.asarray(points, dtype=np.int64))
+    gen = torch.Generator()
+    return torch.stack([torch.randn((draws, *shape), generator=gen.manual_seed(s)) for s in seeds])
+
+
+def measure(
+    prob: ProbFn,
+    images: torch.Tensor,
+    ids: np.ndarray,
+    points: Sequence[np.ndarray],
+    sigmas: np.ndarray,
+    cfg: NoiseAnnotationConfig,
+    batch_size: int,
+) -> list[np.ndarray]:
+    """Draw-averaged ``p`` of image ``k`` at grid indices ``points[k]``: ``mean_d prob(y_k + sigma_j eps_jd)``."""
+    rows = [(k, pos, int(j)) for k, pts in enumerate(points) for pos, j in enumerate(pts)]
+    out = [np.empty(len(pts)) for pts in points]
+    per_batch = max(1, batch_size // cfg.draws)
+    shape = tuple(images.shape[1:])
+    for start in range(0, len(rows), per_batch):
+        chunk = rows[start : start + per_batch]
+        s = torch.tensor([sigmas[j] for _, _, j in chunk], dtype=torch.float32)
+        eps = torch.cat([point_noise(cfg.seed, int(ids[k]), np.array([j for _, _, j in group]), cfg.draws, shape)
+                         for k, group in itertools.groupby(chunk, key=lambda r: r[0])])
+        x = images[[k for k, _, _ in chunk]][:, None] + s[:, None, None, None, None] * eps
+        p = prob(x.flatten(0, 1), s.repeat_interleave(cfg.draws)).double().reshape(-1, cfg.draws).mean(1).numpy()
+        for (k, pos, _), v in zip(chunk, p):
+            out[k][pos] = v
+    return out
+
+
+def _fast_chunk(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, sigmas: np.ndarray,
+                cfg: NoiseAnnotationConfig, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    plan = cfg.plan()
+    n = len(ids)
+    known = np.tile(plan.initial_mask(), (n, 1))
+    values = np.zeros(known.shape)
+    todo = [np.flatnonzero(known[k]) for k in range(n)]
+    while any(t.size for t in todo):
+        for k, v in enumerate(measure(prob, images, ids, todo, sigmas, cfg, batch_size)):
+            values[k, todo[k]] = v
+            known[k, todo[k]] = True
+        todo = [curves.next_window(plan, known[k], values[k], cfg.tau, cfg.span) for k in range(n)]
+    idx = [curves.estimate_crossing(known[k], values[k], cfg.tau, cfg.span) for k in range(n)]
+    return sigmas[idx], known.sum(1) * cfg.draws
+
+
+def annotate_images(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: NoiseAnnotationConfig,
+                    batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """sigma_min and classifier calls per image for a chunk of (non-clean) images."""
+    sigmas = cfg.grid()
+    if cfg.method == "dense":
+        every = np.arange(cfg.grid_size)
+        p = np.stack(measure(prob, images, ids, [every] * len(ids), sigmas, cfg, batch_size))
+        return curves.dense_sigma_min(p, sigmas, cfg.tau, cfg.span), np.full(len(ids), cfg.grid_size * cfg.draws)
+    return _fast_chunk(prob, images, ids, sigmas, cfg, batch_size)
+
+
+def dense_curves(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: NoiseAnnotationConfig,
+                 batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The full raw curves ``(n, G)`` (draws averaged) and the grid; for plots and the agreement study."""
+    sigmas = cfg.grid()
+    every = np.arange(cfg.grid_size)
+    return np.stack(measure(prob, images, ids, [every] * len(ids), sigmas, cfg, batch_size)), sigmas
+
+
+# ----------------------------------------------------------------------------- resumable driver
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """Folder of the finished-chunk files of an annotation written to ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def targets(provenance: Sequence[str], annotate_clean: bool) -> np.ndarray:
+    """Ids to annotate with the classifier: every non-clean image (and clean ones if asked)."""
+    return np.array([i for i, p in enumerate(provenance) if annotate_clean or p != "clean"], dtype=np.int64)
+
+
+def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
+    path = folder / "settings.json"
+    if path.exists():
+        old = read_json(path)
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise AmbientError(f"{path}: an unfinished annotation with different settings ({', '.join(diff)}) "
+                               f"is in the way; delete {folder} or use the same options")
+    else:
+        write_json(path, settings)
+
+
+def run_chunks(prob: ProbFn, images: torch.Tensor, provenance: Sequence[str], cfg: NoiseAnnotationConfig,
+               out: str | os.PathLike, settings: dict[str, Any], chunk: int = 64, rank: int = 0,
+               world_size: int = 1, batch_size: int = 1024, progress: bool = True) -> int:
+    """Annotate this rank's unfinished chunks; returns how many chunks it computed now."""
+    from tqdm.auto import tqdm
+
+    folder = parts_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _check_settings(folder, {**settings, **asdict(cfg), "chunk": chunk, "n": len(provenance)})
+    todo_ids = targets(provenance, cfg.annotate_clean)
+    chunks = [c for c in range(math.ceil(len(todo_ids) / chunk)) if c % world_size == rank
+              and not (folder / f"chunk-{c:06d}.json").exists()]
+    bar = tqdm(total=len(chunks) * chunk, disable=not progress, unit="img", desc=f"annotate {cfg.method}")
+    for c in chunks:
+        ids = todo_ids[c * chunk : (c + 1) * chunk]
+        sig, calls = annotate_images(prob, images[torch.as_tensor(ids)], ids, cfg, batch_size)
+        record = {"ids": ids.tolist(), "sigma_min": sig.tolist(), "calls": calls.tolist()}
+        atomic_write_text(folder / f"chunk-{c:06d}.json", json.dumps(record))
+        bar.update(len(ids))
+    bar.close()
+    return len(chunks)
+
+
+def merge_parts(out: str | os.PathLike, provenance: Sequence[str], cfg: NoiseAnnotationConfig,
+                classifier: str, dataset_sha256: str | None, chunk: int = 64) -> AnnotationTable:
+    """Assemble the annotation table from the chunk files (an error if any chunk is missing)."""
+    folder = parts_dir(out)
+    todo_ids = targets(provenance, cfg.annotate_clean)
+    n_chunks = math.ceil(len(todo_ids) / chunk)
+    missing = [c for c in range(n_chunks) if not (folder / f"chunk-{c:06d}.json").exists()]
+    if missing:
+        raise AmbientError(f"{folder}: chunks {missing[:5]} are not finished (run the annotation again to resume)")
+    n = len(provenance)
+    sigma_min, calls = np.zeros(n), np.zeros(n, dtype=np.int64)
+    for c in range(n_chunks):
+        record = read_json(folder / f"chunk-{c:06d}.json")
+        sigma_min[record["ids"]] = record["sigma_min"]
+        calls[record["ids"]] = record["calls"]
+    annotated = np.zeros(n, dtype=bool)
+    annotated[todo_ids] = True
+    method = [f"classifier-{cfg.method}" if a else "clean" for a in annotated]
+    return AnnotationTable(
+        np.arange(n), sigma_min, np.zeros(n), method,
+        [classifier if a else None for a in annotated], [cfg.tau if a else None for a in annotated],
+        [{"provenance": str(p), "classifier_calls": int(c)} for p, c in zip(provenance, calls)],
+        dataset_n=n, dataset_sha256=dataset_sha256,
+        created_by={"rule": f"classifier-{cfg.method}", "classifier": classifier, **asdict(cfg)},
+    )

@@ -1,0 +1,148 @@
+"""Annotation driver: common random numbers, fast vs dense, clean images, resume and sharding."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ambient_omni.annotate import curves, noise
+from ambient_omni.data.annotations import read_annotations, write_annotations
+from ambient_omni.errors import AmbientError
+
+DENSE = dict(method="dense", grid_size=512, span=16)
+FAST = dict(method="fast", grid_size=512, span=16, stride=32, window=32, back=24, max_points=82)
+
+
+def stand_in(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """P(clean) rises towards 0.6 (crossing tau = 0.45 on the slope) around log sigma = 4 * (image mean) - 1, plus a noise-dependent term."""
+    flat = x.flatten(1)
+    center = 4 * flat.mean(1).clamp(-1, 0.5) - 1.0
+    return 0.6 * torch.sigmoid(3 * (torch.log(sigma) - center) + 0.1 * (flat[:, 0] - flat[:, 1]) / (sigma + 0.5))
+
+
+def _images(n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(n, 1, 1, 1, generator=gen) * 0.6 - 0.5) + 0.05 * torch.randn(n, 1, 3, 3, generator=gen)
+
+
+def test_point_noise_is_a_pure_function_of_seed_id_point() -> None:
+    a = noise.point_noise(0, 5, np.array([3, 7]), 2, (1, 3, 3))
+    b = noise.point_noise(0, 5, np.array([7]), 2, (1, 3, 3))
+    assert a.shape == (2, 2, 1, 3, 3)
+    torch.testing.assert_close(a[1], b[0])
+    assert not torch.equal(a[0], noise.point_noise(0, 6, np.array([3]), 2, (1, 3, 3))[0])
+    assert not torch.equal(a[0], noise.point_noise(1, 5, np.array([3]), 2, (1, 3, 3))[0])
+
+
+def test_result_independent_of_batch_size_and_chunk_composition() -> None:
+    images, ids = _images(4), np.arange(4)
+    cfg = noise.NoiseAnnotationConfig(**FAST)
+    s1, c1 = noise.annotate_images(stand_in, images, ids, cfg, batch_size=7)
+    s2, c2 = noise.annotate_images(stand_in, images, ids, cfg, batch_size=4096)
+    s3, _ = noise.annotate_images(stand_in, images[2:], ids[2:], cfg, batch_size=64)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_array_equal(s1[2:], s3)
+    assert c1.max() <= 82 * cfg.draws
+
+
+def test_dense_matches_curve_rule_and_fast_agrees() -> None:
+    images, ids = _images(12), np.arange(12)
+    dense_cfg = noise.NoiseAnnotationConfig(**DENSE)
+    dense, calls = noise.annotate_images(stand_in, images, ids, dense_cfg, batch_size=512)
+    assert np.all(calls == 512 * 4)
+    p, sigmas = noise.dense_curves(stand_in, images, ids, dense_cfg)
+    np.testing.assert_array_equal(dense, curves.dense_sigma_min(p, sigmas, 0.45, 16))
+    fast, _ = noise.annotate_images(stand_in, images, ids, noise.NoiseAnnotationConfig(**FAST), batch_size=512)
+    stats = curves.log_ratio_stats(fast, dense)
+    assert stats["median_abs_log_ratio"] <= 0.05 and stats["p95_abs_log_ratio"] <= 0.15
+    # the stand-in's crossing moves with the image mean: annotations must follow it
+    order = np.argsort(images.flatten(1).mean(1).numpy())
+    assert np.corrcoef(np.arange(12), np.log(dense[order]))[0, 1] > 0.8
+
+
+PROV = ["clean", "corrupted:noise:std=0.1", "corrupted:noise:std=0.1", "clean", "corrupted:noise:std=0.1",
+        "corrupted:noise:std=0.1", "corrupted:noise:std=0.1", "ood:other"]
+
+
+def _run(out: Path, prob=stand_in, rank: int = 0, world: int = 1) -> int:
+    cfg = noise.NoiseAnnotationConfig(**FAST)
+    return noise.run_chunks(prob, _images(len(PROV)), PROV, cfg, out, {"classifier": "stand-in"}, chunk=2,
+                            rank=rank, world_size=world, batch_size=64, progress=False)
+
+
+def _merge(out: Path) -> None:
+    table = noise.merge_parts(out, PROV, noise.NoiseAnnotationConfig(**FAST), "stand-in", None, chunk=2)
+    write_annotations(out, table)
+
+
+def test_clean_images_get_zero_without_calls_and_file_reads_back(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    assert _run(out) == 3  # 6 non-clean images in chunks of 2
+    _merge(out)
+    table = read_annotations(out)
+    assert table.sigma_min[0] == 0 and table.sigma_min[3] == 0
+    assert table.extra[0]["classifier_calls"] == 0 and table.extra[1]["classifier_calls"] > 0
+    assert np.all(table.sigma_min[[1, 2, 4, 5, 6, 7]] > 0)
+    assert table.method[1] == "classifier-fast" and table.threshold[1] == pytest.approx(0.45)
+
+
+def test_resume_after_interruption_gives_identical_file(tmp_path: Path) -> None:
+    counted = {"n": 0}
+
+    def counting(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        counted["n"] += 1
+        return stand_in(x, sigma)
+
+    ref = tmp_path / "ref.jsonl"
+    _run(ref, counting)
+    _merge(ref)
+
+    calls = {"n": 0}
+
+    def flaky(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] > counted["n"] // 2:  # interrupted half-way through
+            raise KeyboardInterrupt
+        return stand_in(x, sigma)
+
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, flaky)
+    done = len(list(noise.parts_dir(out).glob("chunk-*.json")))
+    assert 1 <= done < 3
+    with pytest.raises(AmbientError):
+        noise.merge_parts(out, PROV, noise.NoiseAnnotationConfig(**FAST), "stand-in", None, chunk=2)
+    assert _run(out) == 3 - done  # only the unfinished chunks are computed
+    assert _run(out) == 0
+    _merge(out)
+    assert out.read_text() == ref.read_text()
+
+
+def test_two_ranks_give_the_same_file_as_one(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    _run(one)
+    _merge(one)
+    assert _run(two, rank=0, world=2) == 2 and _run(two, rank=1, world=2) == 1
+    _merge(two)
+    assert one.read_text() == two.read_text()
+
+
+def test_changed_settings_refuse_to_mix_parts(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    _run(out)
+    cfg = noise.NoiseAnnotationConfig(**{**FAST, "tau": 0.4})
+    with pytest.raises(AmbientError, match="different settings"):
+        noise.run_chunks(stand_in, _images(len(PROV)), PROV, cfg, out, {"classifier": "stand-in"}, chunk=2, progress=False)
+
+
+def test_bad_settings_are_user_errors() -> None:
+    with pytest.raises(AmbientError):
+        noise.NoiseAnnotationConfig(method="medium")
+    with pytest.raises(AmbientError):
+        noise.NoiseAnnotationConfig(tau=1.5)
+    with pytest.raises(AmbientError):
+        noise.NoiseAnnotationConfig(method="fast", stride=4, max_points=10)
+    assert math.isclose(noise.NoiseAnnotationConfig().grid()[0], curves.lognormal_grid()[0])
