@@ -97,7 +97,7 @@ def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -
 
     data = load_dataset(dataset_dir)
     clean = torch.tensor([p == "clean" for p in data.provenance])
-    network = build_network(preset_config(cfg["preset"], data.images.shape[1:], kind="classifier"))
+    network = build_network(preset_config(cfg["preset"], in_channels=int(data.images.shape[1])))
     task = ClassifierTask(network, data.images[clean], data.images[~clean], batch_size=cfg["batch"],
                           seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
     config = TrainConfig(total_images=cfg["images"], batch_size=cfg["batch"], lr=cfg["lr"],
@@ -154,12 +154,13 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
     from ambient_omni.annotate.noise import annotate_dataset
 
     ccfg = {**DEFAULT_CLASSIFIER, **cfg.get("classifier", {})}
-    key = config_hash({"data": dataset_dir.name, **ccfg})
-    run = root / "classifiers" / f"{dataset_dir.name}-{key}"
+    train_keys = ("preset", "images", "batch", "lr", "seed")
+    run_key = config_hash({"data": dataset_dir.name, **{k: ccfg.get(k) for k in train_keys}})
+    run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
     model_dir = run / "model"
     if not (model_dir / "model.safetensors").is_file():
         _train_noise_classifier(dataset_dir, ccfg, run)
-    out = root / "annotations" / f"{dataset_dir.name}-classifier-{key}.jsonl"
+    out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
         annotate_dataset(model_dir, dataset_dir, out, method=ccfg["annotate_method"], tau=ccfg["tau"])
     return out

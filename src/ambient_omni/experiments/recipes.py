@@ -29,7 +29,7 @@ from typing import Any
 from ambient_omni.errors import AmbientError
 
 METHODS = ("clean-only", "all-data", "fixed", "classifier", "ood-fixed", "ood-crops")
-RECIPE_DIR = Path(__file__).resolve().parents[3] / "recipes"
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
 @dataclass(frozen=True)
