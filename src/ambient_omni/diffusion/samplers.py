@@ -64,7 +64,7 @@ def guided_denoiser(net: Denoiser, labels: torch.Tensor | None, guidance: float)
 
     def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         null = torch.full_like(labels, -1)
-        both = net(torch.cat([x, x]), sigma.expand(2 * x.shape[0]), torch.cat([labels, null]))
+        both = net(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, null]))
         cond, uncond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 

@@ -1,0 +1,287 @@
+"""``ambient benchmark-net``: training throughput and validation denoising loss of a denoiser.
+
+One training step is forward + backward + Adam step of the EDM loss
+``lambda(sigma) ||D(y + sigma n; sigma) - y||^2`` with ``ln sigma ~ N(-1.2, 1.2^2)``.
+The validation loss is the same loss, unweighted by sampling, averaged over a fixed held-out
+set of images at 8 fixed, log-spaced sigmas in [0.01, 20] with fixed noise (seeded).
+``--baseline`` also trains a reference network in the style of the EDM DDPM++ U-Net
+(:class:`DDPMppStyleUNet`, written here from the paper's description) on the same batches,
+interleaved step by step, so both see the same machine state; the ratio is what to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_DESCRIPTION = __doc__.split("\n\n", 1)[0].split(": ", 1)[1] + (
+    " Trains on real Fashion-MNIST train images when the resolution is 28x28x1 and the files are "
+    "installed, else on random images; the validation set is Fashion-MNIST test images (or random)."
+)
+
+
+class _DDPMppBlock(nn.Module):
+    """DDPM++-style block: ``(skip(x) + conv1(drop(SiLU(GN(conv0(SiLU(GN(x))))(1+s)+t)))) / sqrt 2``.
+
+    ``resample`` is ``"down"`` (2x2 average) or ``"up"`` (nearest 2x) applied on both paths.
+    """
+
+    def __init__(self, cin: int, cout: int, emb: int, resample: str = "", attention: bool = False) -> None:
+        super().__init__()
+        self.resample = resample
+        self.norm0 = nn.GroupNorm(max(1, min(32, cin // 4)), cin)
+        self.conv0 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.affine = nn.Linear(emb, 2 * cout)
+        self.norm1 = nn.GroupNorm(max(1, min(32, cout // 4)), cout)
+        self.conv1 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if (cin != cout or resample) else nn.Identity()
+        self.attn = nn.MultiheadAttention(cout, 1, batch_first=True) if attention else None
+        self.attn_norm = nn.GroupNorm(max(1, min(32, cout // 4)), cout) if attention else None
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample == "down":
+            return F.avg_pool2d(x, 2)
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return x
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv0(self._resample(F.silu(self.norm0(x))))
+        scale, shift = self.affine(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.silu(torch.addcmul(shift, self.norm1(h), scale + 1)))
+        out = (h + self.skip(self._resample(x))) * (1 / math.sqrt(2))
+        if self.attn is not None:
+            b, c, hh, ww = out.shape
+            seq = self.attn_norm(out).flatten(2).transpose(1, 2)
+            att = self.attn(seq, seq, seq, need_weights=False)[0]
+            out = (out + att.transpose(1, 2).reshape(b, c, hh, ww)) * (1 / math.sqrt(2))
+        return out
+
+
+class DDPMppStyleUNet(nn.Module):
+    """Reference backbone in the style of the EDM DDPM++ U-Net (about 1.7M params at 32 channels).
+
+    Positional noise embedding -> 2-layer MLP; encoder keeps every block output as a skip and
+    down-samples with a resampling block; decoder has an attention block at the lowest level,
+    ``num_blocks + 1`` blocks per level (each concatenating one skip) and an up-sampling block.
+    Needs H and W divisible by ``2 ** (levels - 1)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, model_channels: int = 32,
+                 channel_mult: tuple[int, ...] = (1, 2, 2), num_blocks: int = 2) -> None:
+        super().__init__()
+        emb = 4 * model_channels
+        self.model_channels = model_channels
+        self.map = nn.Sequential(nn.Linear(model_channels, emb), nn.SiLU(), nn.Linear(emb, emb), nn.SiLU())
+        self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
+        self.enc = nn.ModuleList()
+        skips, cout = [model_channels], model_channels
+        for level, mult in enumerate(channel_mult):
+            if level > 0:
+                self.enc.append(_DDPMppBlock(cout, cout, emb, "down"))
+                skips.append(cout)
+            for _ in range(num_blocks):
+                cin, cout = cout, model_channels * mult
+                self.enc.append(_DDPMppBlock(cin, cout, emb))
+                skips.append(cout)
+        self.dec = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            if level == len(channel_mult) - 1:
+                self.dec.append(_DDPMppBlock(cout, cout, emb, attention=True))
+                self.dec.append(_DDPMppBlock(cout, cout, emb))
+            else:
+                self.dec.append(_DDPMppBlock(cout, cout, emb, "up"))
+            for _ in range(num_blocks + 1):
+                cin, cout = cout + skips.pop(), model_channels * mult
+                self.dec.append(_DDPMppBlock(cin, cout, emb))
+        self.out_norm = nn.GroupNorm(max(1, min(32, cout // 4)), cout)
+        self.conv_out = nn.Conv2d(cout, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        half = self.model_channels // 2
+        freqs = (1 / 10000) ** (torch.arange(half, dtype=torch.float32, device=x.device) / half)
+        phase = c_noise.reshape(-1, 1).float() * freqs
+        emb = self.map(torch.cat([phase.cos(), phase.sin()], dim=1))
+        h = self.conv_in(x)
+        skips = [h]
+        for block in self.enc:
+            h = block(h, emb)
+            skips.append(h)
+        for block in self.dec:
+            if block.conv0.in_channels != h.shape[1]:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = block(h, emb)
+        return self.conv_out(F.silu(self.out_norm(h)))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark-net`` subcommand."""
+    p = subparsers.add_parser("benchmark-net", help="measure denoiser training speed and validation loss",
+                              description=_DESCRIPTION)
+    p.add_argument("--preset", default="fmnist-base", help="network preset (default fmnist-base)")
+    p.add_argument("--channels", type=int, help="override model_channels of the preset")
+    p.add_argument("--channel-mult", help="override channel_mult, e.g. 1,2,2")
+    p.add_argument("--blocks", type=int, help="override num_blocks per level")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--resolution", default="28", help="image size: N or HxW (default 28)")
+    p.add_argument("--channels-in", type=int, default=1, help="image channels (default 1)")
+    p.add_argument("--images", type=int, default=2048, help="training images per network (default 2048)")
+    p.add_argument("--val-images", type=int, default=256, help="held-out validation images (default 256)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--channels-last", action="store_true", help="use channels_last memory format")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, batches, sigmas and noise")
+    p.add_argument("--baseline", action="store_true",
+                   help="also train the DDPM++-style reference network, interleaved, and print the ratio")
+    p.add_argument("--device", help="device (default: $AMBIENT_DEVICE, else cuda if available, else cpu)")
+    p.set_defaults(func=run)
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    """Parse ``N`` or ``HxW``."""
+    from ambient_omni.errors import AmbientError
+
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise AmbientError(f"--resolution must be N or HxW with positive integers, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+def _data(args: argparse.Namespace, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Training and validation images in [-1, 1]: Fashion-MNIST when it fits, else random."""
+    from ambient_omni.errors import AmbientError
+
+    if size == (28, 28) and args.channels_in == 1:
+        try:
+            from ambient_omni.data.readers import read_fashion_mnist
+
+            train = read_fashion_mnist("train").images
+            val = read_fashion_mnist("test").images[: args.val_images]
+            return train, val, "Fashion-MNIST"
+        except (AmbientError, ImportError, FileNotFoundError):
+            pass
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    train = torch.rand(max(args.images, args.batch), args.channels_in, *size, generator=gen) * 2 - 1
+    val = torch.rand(args.val_images, args.channels_in, *size, generator=gen) * 2 - 1
+    return train, val, "random"
+
+
+def _build(args: argparse.Namespace, size: tuple[int, int], baseline: bool) -> nn.Module:
+    """Our network from the preset (+ overrides), or the DDPM++-style reference, with seeded init."""
+    from ambient_omni.diffusion.edm import EDMPrecond
+    from ambient_omni.networks.registry import build_network, preset_config
+
+    overrides: dict[str, Any] = {"in_channels": args.channels_in, "out_channels": args.channels_in}
+    if args.channels:
+        overrides["model_channels"] = args.channels
+    if args.channel_mult:
+        overrides["channel_mult"] = [int(v) for v in args.channel_mult.split(",")]
+    if args.blocks:
+        overrides["num_blocks"] = args.blocks
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        if baseline:
+            return EDMPrecond(DDPMppStyleUNet(args.channels_in, args.channels_in))
+        config = preset_config(args.preset, **overrides)
+        if config.get("kind") != "denoiser":
+            from ambient_omni.errors import AmbientError
+
+            raise AmbientError(f"--preset {args.preset}: benchmark-net needs a denoiser preset")
+        return build_network(config)
+
+
+class _Runner:
+    """One network under training: model, optimizer and accumulated step time."""
+
+    def __init__(self, name: str, net: nn.Module, lr: float, channels_last: bool, device: torch.device) -> None:
+        self.name, self.net, self.seconds, self.images = name, net.to(device), 0.0, 0
+        self.format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.format)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.params = sum(p.numel() for p in net.parameters())
+
+    def step(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, timed: bool) -> float:
+        """One Adam step on the EDM loss; returns the loss; adds the wall time when ``timed``."""
+        from ambient_omni.diffusion.edm import denoising_loss
+
+        start = time.perf_counter()
+        x, noise = x.contiguous(memory_format=self.format), noise.contiguous(memory_format=self.format)
+        loss = denoising_loss(self.net, x, sigma, noise).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        if timed:
+            self.seconds += time.perf_counter() - start
+            self.images += x.shape[0]
+        return float(loss)
+
+    @torch.no_grad()
+    def validate(self, val: torch.Tensor, seed: int, batch: int) -> float:
+        """Mean EDM-weighted loss over ``val`` x 8 fixed sigmas with fixed, seeded noise."""
+        from ambient_omni.diffusion.edm import denoising_loss, validation_sigmas
+
+        self.net.eval()
+        gen = torch.Generator().manual_seed(seed + 2)
+        total, count = 0.0, 0
+        for s in validation_sigmas():
+            noise = torch.randn(val.shape, generator=gen)
+            for i in range(0, val.shape[0], batch):
+                x, n = val[i:i + batch], noise[i:i + batch]
+                dev = next(self.net.parameters()).device
+                sig = torch.full((x.shape[0],), float(s), device=dev)
+                total += float(denoising_loss(self.net, x.to(dev), sig, n.to(dev)).sum())
+                count += x.shape[0]
+        self.net.train()
+        return total / count
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the network(s) on ``--images`` images, print img/s, parameters and validation loss."""
+    from tqdm import tqdm
+
+    from ambient_omni.device import pick_device
+    from ambient_omni.diffusion.edm import sample_lognormal_sigma
+    from ambient_omni.errors import AmbientError
+
+    if args.batch < 1 or args.images < args.batch or args.val_images < 1 or args.threads < 1:
+        raise AmbientError("need --batch >= 1, --images >= --batch, --val-images >= 1, --threads >= 1")
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    size = _resolution(args.resolution)
+    train, val, source = _data(args, size)
+    runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device)]
+    if args.baseline:
+        runners.append(_Runner("baseline", _build(args, size, True), args.lr, args.channels_last, device))
+    gen = torch.Generator().manual_seed(args.seed)
+    steps = args.images // args.batch
+    warmup = min(2, steps - 1)
+    for step in tqdm(range(steps), desc="benchmark-net", unit="step"):
+        idx = torch.randint(train.shape[0], (args.batch,), generator=gen)
+        sigma = sample_lognormal_sigma(args.batch, generator=gen)
+        noise = torch.randn((args.batch, *train.shape[1:]), generator=gen)
+        x = train[idx]
+        for r in runners if step % 2 == 0 else runners[::-1]:
+            r.step(x.to(device), sigma.to(device), noise.to(device), timed=step >= warmup)
+    print(f"data: {source}, {size[0]}x{size[1]}x{args.channels_in}, batch {args.batch}, "
+          f"{steps * args.batch} training images, {args.threads} threads, device {device}")
+    speeds = {}
+    for r in runners:
+        speeds[r.name] = r.images / r.seconds
+        loss = r.validate(val, args.seed, args.batch)
+        print(f"{r.name:8s}: {r.params / 1e6:.3f}M params, {speeds[r.name]:.1f} img/s, "
+              f"validation loss {loss:.4f} ({val.shape[0]} images x 8 sigmas)")
+    if args.baseline:
+        print(f"speed ratio ours/baseline: {speeds['ours'] / speeds['baseline']:.2f}x "
+              "(re-measure on a quiet machine before quoting absolute img/s)")
+    return 0
