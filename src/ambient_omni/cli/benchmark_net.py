@@ -224,7 +224,7 @@ class _Runner:
         if timed:
             self.seconds += time.perf_counter() - start
             self.images += x.shape[0]
-        return float(loss)
+        return float(loss.detach())
 
     @torch.no_grad()
     def validate(self, val: torch.Tensor, seed: int, batch: int) -> float:

@@ -1,0 +1,29 @@
+"""``ambient benchmark-net``: the reference network's shape/size and a tiny end-to-end run."""
+
+import pytest
+import torch
+
+from ambient_omni.cli.benchmark_net import DDPMppStyleUNet
+from ambient_omni.cli.main import main
+
+
+def test_reference_network_shape_and_size() -> None:
+    net = DDPMppStyleUNet(1, 1)
+    assert 1.6e6 < sum(p.numel() for p in net.parameters()) < 2.0e6  # EDM DDPM++ at 32 channels: ~1.7M
+    small = DDPMppStyleUNet(3, 3, model_channels=8)
+    assert small(torch.randn(2, 3, 8, 12), torch.zeros(2)).shape == (2, 3, 8, 12)
+
+
+def test_tiny_run_prints_speed_loss_and_ratio(capsys: pytest.CaptureFixture) -> None:
+    code = main(["benchmark-net", "--preset", "fmnist-small", "--channels", "8", "--resolution", "8x12",
+                 "--channels-in", "3", "--batch", "2", "--images", "6", "--val-images", "2", "--baseline",
+                 "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "data: random, 8x12x3" in out
+    assert out.count(" img/s, validation loss") == 2 and "validation loss" in out and "speed ratio" in out
+
+
+def test_bad_resolution_is_a_user_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["benchmark-net", "--resolution", "8y8"]) == 2
+    assert "--resolution" in capsys.readouterr().err
