@@ -77,8 +77,8 @@ class EmpiricalConfig:
     n_test: int = 2000
     blur: float = 1.0
     epochs: int = 2
-    batch: int = 128
-    lr: float = 2e-3
+    batch: int = 32
+    lr: float = 3e-3
     channels: int = 8
     seed: int = 0
 
