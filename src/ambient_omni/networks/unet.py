@@ -51,7 +51,8 @@ class NoiseEmbedding(nn.Module):
             raise AmbientError(f"need label_dim >= 0 and 0 <= label_dropout <= 1, got {label_dim}, {label_dropout}")
         self.label_dim = label_dim
         self.label_dropout = label_dropout
-        self.register_buffer("freqs", 2 * math.pi * torch.logspace(-math.log10(16), math.log10(16), num_freqs))
+        freqs = 2 * math.pi * torch.logspace(-math.log10(16), math.log10(16), num_freqs)
+        self.register_buffer("freqs", freqs, persistent=False)
         self.mlp = nn.Sequential(nn.Linear(2 * num_freqs, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_emb = nn.Embedding(label_dim + 1, emb_dim) if label_dim > 0 else None
 
