@@ -1,0 +1,92 @@
+"""sigma_max of out-of-distribution images with crop classifiers (PAPER 2.4, Figure 5).
+
+For crop size ``C`` (classifier ``f_C`` trained on real ``C x C`` crops, target = positive):
+the image is tiled into the non-overlapping ``C x C`` crops ``(floor(H/C) x floor(W/C)`` of them,
+anchored at the top-left corner), each noised at a small ``sigma`` with noise seeded by
+``(seed, image id, C)``, and ``q_C = mean over crops of sigmoid(f_C(crop + sigma eps, sigma))``.
+``C*`` = the largest ``C`` with ``q_C > threshold`` (default 0.25: the crops still fool the
+classifier), and ``sigma_max = map(C*)`` from the locality measurement (0 if no size fools it).
+OOD images get ``sigma_min = inf`` (never used at high noise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ambient_omni.diffusion.seeding import torch_seeds
+from ambient_omni.errors import AmbientError
+
+
+def tile(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, C, H, W) -> (N, rows, cols, C, size, size)`` non-overlapping tiles (remainder dropped)."""
+    n, c, h, w = images.shape
+    rows, cols = h // size, w // size
+    if rows == 0 or cols == 0:
+        raise AmbientError(f"crop size {size} is larger than the {h}x{w} images")
+    x = images[..., : rows * size, : cols * size].reshape(n, c, rows, size, cols, size)
+    return x.permute(0, 2, 4, 1, 3, 5)
+
+
+def crop_probabilities(classifier: nn.Module, images: torch.Tensor, ids: np.ndarray, size: int,
+                       sigma: float, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+    """Per-crop ``P(target)``: array ``(N, rows, cols)``."""
+    tiles = tile(images, size)
+    n, rows, cols = tiles.shape[:3]
+    gens = [torch.Generator().manual_seed(s) for s in torch_seeds(seed, "crop-noise", np.asarray(ids), size)]
+    eps = torch.stack([torch.randn(tiles.shape[1:], generator=g) for g in gens])
+    x = (tiles + sigma * eps).reshape(n * rows * cols, *tiles.shape[3:])
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            out.append(torch.sigmoid(classifier(xb, torch.full((len(xb),), float(sigma))).float()))
+    return torch.cat(out).reshape(n, rows, cols).numpy()
+
+
+def choose_sigma_max(mean_probs: Mapping[int, np.ndarray], crop_map: Mapping[int, float],
+                     threshold: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Largest fooling crop size per image (0 if none) and its ``sigma_max = crop_map[C]``."""
+    sizes = sorted(mean_probs)
+    missing = [c for c in sizes if c not in crop_map]
+    if missing:
+        raise AmbientError(f"the locality map has no sigma_max for crop size(s) {missing}; "
+                           f"it covers {sorted(crop_map)}")
+    n = len(next(iter(mean_probs.values())))
+    best = np.zeros(n, dtype=np.int64)
+    for c in sizes:
+        best = np.where(np.asarray(mean_probs[c]) > threshold, c, best)
+    sigma_max = np.array([crop_map[int(c)] if c else 0.0 for c in best])
+    return best, sigma_max
+
+
+def annotate_crops(classifiers: Mapping[int, nn.Module], images: torch.Tensor, ids: np.ndarray,
+                   crop_map: Mapping[int, float], sigma: float = 0.05, threshold: float = 0.25,
+                   seed: int = 0, batch_size: int = 1024) -> dict[str, np.ndarray | dict]:
+    """Crop-classifier annotation of OOD ``images``: mean probabilities per size, chosen size, sigma_max."""
+    means, per_crop = {}, {}
+    for size, clf in sorted(classifiers.items()):
+        probs = crop_probabilities(clf, images, ids, size, sigma, seed, batch_size)
+        per_crop[size] = probs
+        means[size] = probs.reshape(len(probs), -1).mean(1)
+    best, sigma_max = choose_sigma_max(means, crop_map, threshold)
+    return {"mean_probs": means, "per_crop": per_crop, "crop_size": best, "sigma_max": sigma_max}
+
+
+def classifier_crop_size(config: Mapping, where: str) -> int:
+    """The crop size a crop classifier was trained on (from its model config)."""
+    size = (config.get("classifier") or {}).get("crop_size") if isinstance(config, Mapping) else None
+    if not isinstance(size, int) or size < 1:
+        raise AmbientError(f"{where}: not a crop classifier (its config has no classifier.crop_size); "
+                           "train one with `ambient classifier train --kind crop --crop-size C`")
+    return size
+
+
+def sizes_in(values: Sequence[int]) -> list[int]:
+    """Sorted unique crop sizes, an error on duplicates."""
+    if len(set(values)) != len(values):
+        raise AmbientError(f"two crop classifiers share a crop size: {sorted(values)}")
+    return sorted(values)

@@ -1,0 +1,223 @@
+"""``ambient annotate noise|fixed|crops``: write annotation files (sigma_min / sigma_max per image)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Annotate a dataset folder (writes annotations.jsonl-format files; see docs/ARCHITECTURE.md).
+
+  noise  sigma_min from a noise-conditional classifier (`ambient classifier train`): the first
+         sigma at which the smoothed P(clean | x + sigma eps) exceeds --tau (0.45).
+         --method dense: the authors' reference (2048 log-normal sigmas x 4 draws = 8192 calls
+         per image, EMA span 32); --method fast (default): at most 512 calls per image on the
+         same grid and the same noise draws (see annotate/curves.py). Clean images get 0 with
+         no calls (unless --annotate-clean). Resumable (finished chunks in OUT.parts/) and
+         shardable with torchrun. --compare N also runs dense on the first N annotated images
+         and prints the agreement. Writes OUT, OUT-curves.png and OUT-hist.png.
+  fixed  the single-annotation baseline: every corrupted image gets --sigma-min, every ood:*
+         image sigma_min = inf and --sigma-max, clean images 0.
+  crops  sigma_max of ood:* images from crop classifiers (`ambient classifier train --kind crop`)
+         and a locality map (`ambient locality`): the largest crop size whose crops still fool
+         its classifier (mean P(target) > --threshold 0.25) -> sigma_max = map(C); OOD images get
+         sigma_min = inf; clean images 0. Writes OUT and OUT-crops.png."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``annotate`` and its three actions."""
+    parser = subparsers.add_parser("annotate", help="annotate sigma_min / sigma_max per image",
+                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    n = actions.add_parser("noise", help="sigma_min from a noise classifier", description=DESCRIPTION, formatter_class=fmt)
+    n.add_argument("--classifier", required=True, help="classifier run folder (uses RUN/model) or model folder")
+    n.add_argument("--data", required=True, help="dataset folder")
+    n.add_argument("--out", required=True, help="annotation file to write")
+    n.add_argument("--method", choices=("fast", "dense"), default="fast")
+    n.add_argument("--tau", type=float, default=0.45, help="threshold on smoothed P(clean) (default 0.5 - 0.05)")
+    n.add_argument("--span", type=float, default=32, help="EMA span along the grid, alpha = 2/(span+1) (default 32)")
+    n.add_argument("--grid-size", type=int, default=2048, help="sigmas in the log-normal grid (default 2048)")
+    n.add_argument("--draws", type=int, default=4, help="noise draws per sigma (default 4)")
+    n.add_argument("--p-mean", type=float, default=-1.2, help="grid log-normal mean (default -1.2)")
+    n.add_argument("--p-std", type=float, default=1.2, help="grid log-normal std (default 1.2)")
+    n.add_argument("--stride", type=int, default=32, help="fast: coarse stride on the grid (default 32)")
+    n.add_argument("--window", type=int, default=32, help="fast: points per refinement round (default 32)")
+    n.add_argument("--back", type=int, default=24, help="fast: window start before the crossing (default 24)")
+    n.add_argument("--max-points", type=int, default=128, help="fast: grid points per image at most (default 128)")
+    n.add_argument("--annotate-clean", action="store_true", help="run the classifier on clean images too")
+    n.add_argument("--compare", type=int, default=0, metavar="N", help="also run dense on N images and print agreement")
+    n.add_argument("--plot-images", type=int, default=4, metavar="K", help="images in the curve plot (default 4; 0: none)")
+    n.add_argument("--chunk", type=int, default=64, help="images per resumable chunk (default 64)")
+    n.add_argument("--batch", type=int, default=2048, help="classifier inputs per forward pass (default 2048)")
+    n.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    n.add_argument("--device", help="cpu, cuda, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
+    n.add_argument("--no-progress", action="store_true")
+    n.set_defaults(func=run_noise)
+
+    f = actions.add_parser("fixed", help="one sigma_min for every corrupted image", description=DESCRIPTION, formatter_class=fmt)
+    f.add_argument("--data", required=True, help="dataset folder")
+    f.add_argument("--sigma-min", type=float, required=True, help="sigma_min of every corrupted image")
+    f.add_argument("--sigma-max", type=float, default=0.0, help="sigma_max of every ood:* image (default 0)")
+    f.add_argument("--out", required=True, help="annotation file to write")
+    f.set_defaults(func=run_fixed)
+
+    c = actions.add_parser("crops", help="sigma_max of OOD images from crop classifiers", description=DESCRIPTION,
+                           formatter_class=fmt)
+    c.add_argument("--classifiers", required=True, help="comma-separated crop classifier run/model folders")
+    c.add_argument("--locality", required=True, help="JSON from `ambient locality` (crop size -> sigma_max)")
+    c.add_argument("--data", required=True, help="dataset folder (its ood:* images are annotated)")
+    c.add_argument("--out", required=True, help="annotation file to write")
+    c.add_argument("--threshold", type=float, default=0.25, help="mean P(target) that counts as fooled (default 0.25)")
+    c.add_argument("--sigma", type=float, default=0.05, help="noise level of the crops (default 0.05)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--batch", type=int, default=1024)
+    c.add_argument("--device", help="cpu, cuda, ...")
+    c.set_defaults(func=run_crops)
+
+
+def model_folder(path: str) -> Path:
+    """A run folder's ``model/`` or the folder itself when it is a model folder."""
+    p = Path(path)
+    return p / "model" if (p / "model" / "config.json").is_file() else p
+
+
+def _write_table(out: str, table: Any) -> None:
+    from ambient_omni.data.annotations import summarize, write_annotations
+
+    write_annotations(out, table)
+    print(f"wrote {out}: {json.dumps(summarize(table), default=str)[:400]}")
+
+
+def run_fixed(args: argparse.Namespace) -> int:
+    """The single-annotation baseline."""
+    from ambient_omni.data.annotations import AnnotationTable
+    from ambient_omni.data.mixed import load_dataset
+
+    data = load_dataset(args.data)
+    table = AnnotationTable.fixed(data.ids.numpy(), data.provenance, args.sigma_min, args.sigma_max, data.sha256)
+    _write_table(args.out, table)
+    return 0
+
+
+def _noise_config(args: argparse.Namespace, method: str) -> Any:
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig
+
+    return NoiseAnnotationConfig(method=method, tau=args.tau, span=args.span, grid_size=args.grid_size,
+                                 draws=args.draws, p_mean=args.p_mean, p_std=args.p_std, seed=args.seed,
+                                 stride=args.stride, window=args.window, back=args.back,
+                                 max_points=args.max_points, annotate_clean=args.annotate_clean)
+
+
+def run_noise(args: argparse.Namespace) -> int:
+    """Annotate this rank's chunks; with several ranks wait for all, then rank 0 merges and plots."""
+    from ambient_omni.annotate import noise
+    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.training.checkpoint import load_model
+    from ambient_omni.training.distributed import barrier, init_distributed
+
+    cfg = _noise_config(args, args.method)
+    dist = init_distributed(args.device)
+    data = load_dataset(args.data)
+    folder = model_folder(args.classifier)
+    prob = noise.classifier_prob_fn(load_model(folder), dist.device)
+    settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
+    noise.run_chunks(prob, data.images, data.provenance, cfg, args.out, settings, args.chunk, dist.rank,
+                     dist.world_size, args.batch, progress=not args.no_progress and dist.is_main)
+    barrier()
+    if not dist.is_main:
+        return 0
+    table = noise.merge_parts(args.out, data.provenance, cfg, str(folder), data.sha256, args.chunk)
+    _write_table(args.out, table)
+    _noise_pictures(args, cfg, prob, data, table)
+    if args.compare:
+        _compare(args, prob, data, table)
+    return 0
+
+
+def _noise_pictures(args: argparse.Namespace, cfg: Any, prob: Any, data: Any, table: Any) -> None:
+    from ambient_omni.annotate import noise, plots
+
+    stem = str(Path(args.out).with_suffix(""))
+    done = noise.targets(data.provenance, cfg.annotate_clean)
+    plots.plot_histogram(f"{stem}-hist.png", table.sigma_min[done])
+    if args.plot_images and len(done):
+        ids = done[: args.plot_images]
+        raw, sigmas = noise.dense_curves(prob, data.images[ids], ids, cfg, args.batch)
+        plots.plot_curves(f"{stem}-curves.png", sigmas, raw, table.sigma_min[ids],
+                          [f"id {i} ({data.provenance[i]})" for i in ids], cfg.tau, cfg.span)
+    print(f"pictures: {stem}-hist.png" + (f", {stem}-curves.png" if args.plot_images else ""))
+
+
+def _compare(args: argparse.Namespace, prob: Any, data: Any, table: Any) -> None:
+    """Dense on the first ``--compare`` annotated images: agreement and calls per image."""
+    import numpy as np
+
+    from ambient_omni.annotate import curves, noise
+
+    cfg = _noise_config(args, "dense")
+    ids = noise.targets(data.provenance, cfg.annotate_clean)[: args.compare]
+    dense, dense_calls = noise.annotate_images(prob, data.images[ids], ids, cfg, args.batch)
+    stats = curves.log_ratio_stats(table.sigma_min[ids], dense)
+    calls = np.array([table.extra[i]["classifier_calls"] for i in ids])
+    print(f"{args.method} vs dense on {len(ids)} images: median |log ratio| {stats['median_abs_log_ratio']:.4f}, "
+          f"95th percentile {stats['p95_abs_log_ratio']:.4f}, max {stats['max_abs_log_ratio']:.4f}; "
+          f"classifier calls per image {calls.mean():.0f} (max {calls.max()}) vs {int(dense_calls[0])} "
+          f"(ratio 1/{dense_calls[0] / calls.mean():.1f})")
+
+
+def run_crops(args: argparse.Namespace) -> int:
+    """Crop-classifier sigma_max for the ood:* images."""
+    import numpy as np
+    import torch
+
+    from ambient_omni.annotate import crops, plots
+    from ambient_omni.annotate.locality import read_crop_map
+    from ambient_omni.data.annotations import AnnotationTable
+    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.device import pick_device
+    from ambient_omni.errors import AmbientError
+    from ambient_omni.files import read_json
+    from ambient_omni.training.checkpoint import load_model, read_model_config
+
+    device = pick_device(args.device)
+    data = load_dataset(args.data)
+    kinds = [p.split(":", 1)[0] for p in data.provenance]
+    if "corrupted" in kinds:
+        raise AmbientError(f"{args.data}: has corrupted images; annotate them with `ambient annotate noise` and "
+                           "merge the two files with `ambient annotations merge`")
+    ood = np.array([i for i, k in enumerate(kinds) if k == "ood"], dtype=np.int64)
+    if not len(ood):
+        raise AmbientError(f"{args.data}: no ood:* images to annotate")
+    crop_map = read_crop_map(read_json(args.locality), args.locality)
+    classifiers = {}
+    for path in args.classifiers.split(","):
+        folder = model_folder(path.strip())
+        size = crops.classifier_crop_size(read_model_config(folder), str(folder))
+        if size in classifiers:
+            raise AmbientError(f"two crop classifiers share crop size {size}")
+        classifiers[size] = load_model(folder).to(device)
+    images = data.images[torch.as_tensor(ood)].to(device)
+    result = crops.annotate_crops(classifiers, images, ood, crop_map, args.sigma, args.threshold, args.seed, args.batch)
+    n = len(data)
+    sigma_min, sigma_max = np.zeros(n), np.zeros(n)
+    sigma_min[ood], sigma_max[ood] = math.inf, result["sigma_max"]
+    extra = [{"provenance": p} for p in data.provenance]
+    for k, i in enumerate(ood.tolist()):
+        extra[i]["crop_size"] = int(result["crop_size"][k])
+        extra[i]["mean_p_target"] = {str(c): float(result["mean_probs"][c][k]) for c in classifiers}
+    table = AnnotationTable(np.arange(n), sigma_min, sigma_max, ["crops" if k == "ood" else "clean" for k in kinds],
+                            [args.classifiers if k == "ood" else None for k in kinds],
+                            [args.threshold if k == "ood" else None for k in kinds], extra, n, data.sha256,
+                            {"rule": "crops", "locality": args.locality, "sigma": args.sigma, "threshold": args.threshold})
+    _write_table(args.out, table)
+    picture = f"{Path(args.out).with_suffix('')}-crops.png"
+    plots.plot_crop_probabilities(picture, data.images[int(ood[0])].numpy(),
+                                  {c: p[0] for c, p in result["per_crop"].items()}, args.threshold)
+    print(f"picture: {picture}")
+    return 0
+

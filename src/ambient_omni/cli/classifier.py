@@ -1,0 +1,130 @@
+"""``ambient classifier train``: the noise-conditional quality classifier and the crop classifiers."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+DESCRIPTION = """\
+Train a binary noise-conditional classifier with the shared training loop (resume, logs,
+checkpoints; the final EMA weights land in RUN/model).
+
+  --kind noise (default)  clean (positive) vs corrupted (negative) images of --data, seen at
+                          sigma ~ LogNormal(--p-mean -1.2, --p-std 1.2); used by
+                          `ambient annotate noise` to find sigma_min.
+  --kind crop             REAL C x C crops (--crop-size) of target images (positive: the clean
+                          images of --data, or all of --target) vs crops of OOD images (negative:
+                          the ood:* images of --data, or all of --ood), at low noise (default
+                          log-normal -2.3 / 1.0 truncated at --sigma-cap 0.5); used by
+                          `ambient annotate crops` to find sigma_max.
+Batches are balanced (half positive, half negative) unless --unbalanced."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``classifier`` with its ``train`` action."""
+    parser = subparsers.add_parser("classifier", help="train quality / crop classifiers", description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = actions.add_parser("train", help="train a classifier into a run folder", description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="dataset folder (clean vs corrupted, or clean vs ood:* for --kind crop)")
+    p.add_argument("--target", help="--kind crop: dataset folder whose images are all positives")
+    p.add_argument("--ood", help="--kind crop: dataset folder whose images are all negatives")
+    p.add_argument("--out", required=True, help="run folder (created; reused to resume)")
+    p.add_argument("--kind", choices=("noise", "crop"), default="noise", help="classifier kind (default noise)")
+    p.add_argument("--crop-size", type=int, help="crop size C for --kind crop")
+    p.add_argument("--unbalanced", action="store_true", help="sample batches uniformly instead of half/half")
+    p.add_argument("--preset", default="fmnist-classifier", help="network preset (default fmnist-classifier)")
+    p.add_argument("--channels", type=int, help="override model_channels")
+    p.add_argument("--blocks", type=int, help="override num_blocks")
+    p.add_argument("--channel-mult", help="override channel_mult, e.g. 1,2,2")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--kimg", type=float, help="training length in thousands of images (default 50)")
+    length.add_argument("--steps", type=int, help="training length in optimizer steps")
+    p.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--lr-rampup", type=int, default=2000, metavar="IMAGES", help="default 2000")
+    p.add_argument("--ema-halflife", type=float, default=2000, metavar="IMAGES", help="default 2000")
+    p.add_argument("--p-mean", type=float, help="log-sigma mean (default -1.2 noise, -2.3 crop)")
+    p.add_argument("--p-std", type=float, help="log-sigma std (default 1.2 noise, 1.0 crop)")
+    p.add_argument("--sigma-cap", type=float, help="truncate sigma at this value (default none noise, 0.5 crop)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
+    p.add_argument("--log-every", type=int, default=50, metavar="STEPS")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: $AMBIENT_DEVICE, else CUDA if available)")
+    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """Positive and negative image tensors and a description of where they came from."""
+    import torch
+
+    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.errors import AmbientError
+
+    if args.kind == "crop" and (args.target or args.ood):
+        if not (args.target and args.ood) or args.data:
+            raise AmbientError("--kind crop takes either --data DIR or both --target DIR and --ood DIR")
+        return load_dataset(args.target).images, load_dataset(args.ood).images, {"target": args.target, "ood": args.ood}
+    if not args.data:
+        raise AmbientError("--data DIR is required")
+    data = load_dataset(args.data)
+    kinds = [p.split(":", 1)[0] for p in data.provenance]
+    neg_kind = "corrupted" if args.kind == "noise" else "ood"
+    pos = torch.tensor([k == "clean" for k in kinds])
+    neg = torch.tensor([k == neg_kind for k in kinds])
+    if not pos.any() or not neg.any():
+        raise AmbientError(f"{args.data}: needs clean and {neg_kind}:* images for a {args.kind} classifier "
+                           f"(has {int(pos.sum())} clean, {int(neg.sum())} {neg_kind})")
+    return data.images[pos], data.images[neg], {"data": args.data}
+
+
+def _network(args: argparse.Namespace, channels: int) -> dict[str, Any]:
+    from ambient_omni.networks.registry import preset_config
+
+    config = preset_config(args.preset, in_channels=channels)
+    if config.get("kind") != "classifier":
+        from ambient_omni.errors import AmbientError
+
+        raise AmbientError(f"--preset {args.preset} is not a classifier preset")
+    for key, value in (("model_channels", args.channels), ("num_blocks", args.blocks)):
+        if value is not None:
+            config[key] = value
+    if args.channel_mult:
+        config["channel_mult"] = [int(v) for v in args.channel_mult.split(",")]
+    return config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Build the task and run the shared Trainer."""
+    from ambient_omni.annotate.classifier_task import ClassifierTask
+    from ambient_omni.errors import AmbientError
+    from ambient_omni.networks.registry import build_network
+    from ambient_omni.training.loop import Trainer, TrainConfig
+
+    crop = args.kind == "crop"
+    if crop and not args.crop_size:
+        raise AmbientError("--kind crop needs --crop-size C")
+    if args.crop_size is not None and (not crop or args.crop_size < 1):
+        raise AmbientError("--crop-size is a positive size for --kind crop only")
+    positives, negatives, sources = _classes(args)
+    p_mean = args.p_mean if args.p_mean is not None else (-2.3 if crop else -1.2)
+    p_std = args.p_std if args.p_std is not None else (1.0 if crop else 1.2)
+    cap = args.sigma_cap if args.sigma_cap is not None else (0.5 if crop else None)
+    if cap is not None and not (cap > 0 and math.isfinite(cap)):
+        raise AmbientError("--sigma-cap must be a positive number")
+    model = build_network(_network(args, positives.shape[1]))
+    task = ClassifierTask(model, positives, negatives, args.batch, balanced=not args.unbalanced, p_mean=p_mean,
+                          p_std=p_std, sigma_cap=cap, crop_size=args.crop_size if crop else None, seed=args.seed,
+                          info={"kind": args.kind, **sources})
+    total = int((args.kimg if args.kimg is not None else 50.0) * 1000)
+    config = TrainConfig(total_images=total, steps=args.steps, batch_size=args.batch, lr=args.lr,
+                         lr_rampup_images=args.lr_rampup, ema_halflife_images=args.ema_halflife,
+                         checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
+                         device=args.device, bf16=not args.no_bf16, progress=not args.no_progress)
+    folder = Trainer(task, config, args.out).run()
+    print(f"classifier written to {folder}")
+    return 0

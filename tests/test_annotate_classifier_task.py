@@ -1,0 +1,72 @@
+"""Classifier task: batches (balanced, unbalanced, crops, ranks), truncated sigmas, learning a toy case."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ambient_omni.annotate.classifier_task import ClassifierTask, accuracy_at, random_crops, truncated_lognormal
+from ambient_omni.networks.registry import build_network
+from ambient_omni.training.checkpoint import load_model
+from ambient_omni.training.loop import Trainer, TrainConfig
+
+NET = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1}
+
+
+def _toy(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Separable classes: bright (+0.5) vs dark (-0.5) 8x8 images with a little texture."""
+    gen = torch.Generator().manual_seed(0)
+    return (0.5 + 0.1 * torch.randn(n, 1, 8, 8, generator=gen), -0.5 + 0.1 * torch.randn(n, 1, 8, 8, generator=gen))
+
+
+def test_balanced_unbalanced_and_rank_shares() -> None:
+    pos, neg = _toy()
+    task = ClassifierTask(build_network(NET), pos, neg[:16], batch_size=8)
+    batch = next(task.batches(0, 0, 1))
+    assert batch["label"].tolist() == [1.0] * 4 + [0.0] * 4
+    shares = [next(task.batches(3, r, 2)) for r in range(2)]
+    whole = next(task.batches(3, 0, 1))
+    torch.testing.assert_close(torch.cat([s["image"] for s in shares]), whole["image"])
+    unbalanced = ClassifierTask(build_network(NET), pos, neg[:16], batch_size=400, balanced=False)
+    frac = next(unbalanced.batches(0, 0, 1))["label"].mean().item()
+    assert abs(frac - 64 / 80) < 0.08  # follows the data's 64:16 ratio
+    b = next(unbalanced.batches(0, 0, 1))
+    assert torch.all((b["image"].mean((1, 2, 3)) > 0) == (b["label"] > 0.5))  # images match labels
+
+
+def test_crops_are_real_crops_of_the_drawn_images() -> None:
+    images = torch.arange(2 * 36, dtype=torch.float32).reshape(2, 1, 6, 6)
+    crops = random_crops(images, 3, torch.Generator().manual_seed(0))
+    assert crops.shape == (2, 1, 3, 3)
+    for k in range(2):
+        first = int(crops[k, 0, 0, 0]) - 36 * k
+        r, c = divmod(first, 6)
+        torch.testing.assert_close(crops[k], images[k, :, r : r + 3, c : c + 3])
+
+
+def test_truncated_lognormal_respects_the_cap_and_the_median() -> None:
+    gen = torch.Generator().manual_seed(0)
+    s = truncated_lognormal(20000, -1.2, 1.2, None, gen, torch.device("cpu"))
+    assert abs(float(s.log().median()) + 1.2) < 0.05
+    capped = truncated_lognormal(20000, -2.3, 1.0, 0.2, gen, torch.device("cpu"))
+    assert float(capped.max()) <= 0.2 + 1e-6 and float(capped.min()) > 0
+
+
+def test_classifier_learns_a_separable_toy_case(tmp_path: Path) -> None:
+    pos, neg = _toy()
+    task = ClassifierTask(build_network(NET), pos, neg, batch_size=32, seed=0)
+    cfg = TrainConfig(steps=60, batch_size=32, lr=3e-3, lr_rampup_images=64, ema_halflife_images=200,
+                      checkpoint_every=0, log_every=20, device="cpu", progress=False)
+    folder = Trainer(task, cfg, tmp_path / "run").run()
+    model = load_model(folder)
+    assert task.config()["kind"] == "classifier"
+    acc = accuracy_at(model, pos, neg, 0.1, torch.Generator().manual_seed(1))
+    assert acc > 0.9, acc
+    losses = [r["loss_mean"] for r in map(eval_line, (tmp_path / "run" / "log.jsonl").read_text().splitlines()) if "loss_mean" in r]
+    assert losses[-1] < losses[0]
+
+
+def eval_line(line: str) -> dict:
+    import json
+
+    return json.loads(line)
