@@ -1,0 +1,71 @@
+"""``ambient annotate fixed|noise|crops`` and ``ambient locality`` end to end on a tiny dataset with untrained tiny networks."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ambient_omni.cli.main import main
+from ambient_omni.data.annotations import read_annotations
+from ambient_omni.data.mixed import MixedData, write_dataset
+from ambient_omni.networks.registry import build_network
+from ambient_omni.training.checkpoint import build_model, save_model
+
+CLF = {"kind": "classifier", "in_channels": 1, "model_channels": 4, "channel_mult": [1], "num_blocks": 1}
+
+
+def _dataset(folder: Path, provenance: list[str]) -> Path:
+    rng = np.random.default_rng(0)
+    n = len(provenance)
+    data = MixedData(rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8), np.zeros(n, dtype=np.int64),
+                     ["test"] * n, np.arange(n), provenance, 0)
+    write_dataset(folder, data)
+    return folder
+
+
+def test_fixed(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "corrupted:noise:std=0.1", "ood:x"])
+    assert main(["annotate", "fixed", "--data", str(data), "--sigma-min", "1.5", "--sigma-max", "0.2",
+                 "--out", str(tmp_path / "a.jsonl")]) == 0
+    t = read_annotations(tmp_path / "a.jsonl")
+    assert t.sigma_min.tolist() == [0.0, 1.5, math.inf] and t.sigma_max.tolist() == [0.0, 0.0, 0.2]
+
+
+def test_noise_fast_with_compare_and_pictures(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "corrupted:noise:std=0.1", "corrupted:noise:std=0.1"])
+    save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})
+    out = tmp_path / "n.jsonl"
+    args = ["annotate", "noise", "--classifier", str(tmp_path / "clf"), "--data", str(data), "--out", str(out),
+            "--grid-size", "256", "--max-points", "40", "--plot-images", "1", "--compare", "2", "--no-progress",
+            "--device", "cpu"]
+    assert main(args) == 0
+    t = read_annotations(out)
+    assert t.sigma_min[0] == 0 and np.all(t.sigma_min[1:] > 0)
+    assert (tmp_path / "n-hist.png").is_file() and (tmp_path / "n-curves.png").is_file()
+    assert "vs dense on 2 images" in capsys.readouterr().out
+    assert main(args[:-2] + ["--tau", "0.3", "--device", "cpu"]) == 2  # refuses to mix settings with old parts
+
+
+def test_locality_then_crops(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "clean", "ood:x", "ood:x"])
+    den = {"kind": "unet", "in_channels": 1, "out_channels": 1, "model_channels": 4, "channel_mult": [1], "num_blocks": 1}
+    den_config = {"kind": "denoiser", "network": den}
+    save_model(tmp_path / "den", build_model(den_config), den_config)
+    loc = tmp_path / "loc.json"
+    assert main(["locality", "--model", str(tmp_path / "den"), "--data", str(data), "--out", str(loc),
+                 "--sigmas", "0.05,0.5", "--crop-sizes", "4,8", "--device", "cpu"]) == 0
+    report = json.loads(loc.read_text())
+    assert set(report["crop_to_sigma_max"]) == {"4", "8"} and loc.with_suffix(".png").is_file()
+    for size in (4, 8):
+        save_model(tmp_path / f"c{size}", build_network(CLF),
+                   {"kind": "classifier", "network": CLF, "classifier": {"crop_size": size}})
+    out = tmp_path / "c.jsonl"
+    assert main(["annotate", "crops", "--classifiers", f"{tmp_path / 'c4'},{tmp_path / 'c8'}", "--locality", str(loc),
+                 "--data", str(data), "--out", str(out), "--threshold", "0.0", "--device", "cpu"]) == 0
+    t = read_annotations(out)
+    assert t.sigma_min.tolist()[:2] == [0, 0] and np.all(np.isinf(t.sigma_min[2:]))
+    # threshold 0 is always fooled: the largest size, 8, gives map(8)
+    assert np.all(t.sigma_max[2:] == report["crop_to_sigma_max"]["8"])
+    assert (tmp_path / "c-crops.png").is_file()
