@@ -1,0 +1,36 @@
+"""``ambient classifier train``: noise and crop kinds write a loadable model folder; bad input is a user error."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ambient_omni.cli.main import main
+from ambient_omni.data.mixed import MixedData, write_dataset
+from ambient_omni.training.checkpoint import load_model, read_model_config
+
+
+def _dataset(folder: Path, provenance: list[str]) -> str:
+    n = len(provenance)
+    codes = np.random.default_rng(0).integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)
+    write_dataset(folder, MixedData(codes, np.zeros(n, dtype=np.int64), ["t"] * n, np.arange(n), provenance, 0))
+    return str(folder)
+
+
+TINY = ["--channels", "4", "--blocks", "1", "--channel-mult", "1", "--steps", "2", "--batch", "4", "--no-progress",
+        "--device", "cpu"]
+
+
+def test_noise_and_crop_classifiers(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "clean", "corrupted:noise:std=0.1", "ood:x"])
+    assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), *TINY]) == 0
+    assert load_model(tmp_path / "n" / "model")
+    assert main(["classifier", "train", "--kind", "crop", "--crop-size", "4", "--data", data,
+                 "--out", str(tmp_path / "c"), *TINY]) == 0
+    config = read_model_config(tmp_path / "c" / "model")
+    assert config["classifier"]["crop_size"] == 4 and config["classifier"]["sigma_cap"] == 0.5
+
+
+def test_user_errors(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "clean"])
+    assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), *TINY]) == 2  # no corrupted
+    assert main(["classifier", "train", "--kind", "crop", "--data", data, "--out", str(tmp_path / "c"), *TINY]) == 2
