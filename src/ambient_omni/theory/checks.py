@@ -429,5 +429,5 @@ def write_check_figures(out_dir: str | Path, quick: bool = False, seed: int = 0)
         reps,
         seed,
     )
-    bias_variance = figure_bias_variance(out / "theory_bias_variance.png", np.geomspace(0.005, 10, num + 4), 50, 2000, reps, seed)
+    bias_variance = figure_bias_variance(out / "theory_bias_variance.png", np.geomspace(0.005, 10, num + 4), 500, 4500, reps, seed)
     return {"contraction": contraction, "kde": kde, "bias_variance": bias_variance}
