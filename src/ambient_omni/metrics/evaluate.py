@@ -145,16 +145,14 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table: one row per metric, one column per feature set, plus pixel metrics."""
     names = list(result["features"])
-    rows = [("FD", "fd", "{:.2f}"), ("KID x1e3", "kid", "{:.3f}"), ("precision", "precision", "{:.3f}"),
-            ("recall", "recall", "{:.3f}")]
-    width = max([12] + [len(n) + 2 for n in names])
+    width = max([16] + [len(n) + 2 for n in names])
     lines = [f"samples: {result['n_samples']}   reference: {result['reference']} "
              f"({result['n_reference']} images)",
              "metric".ljust(12) + "".join(n.rjust(width) for n in names)]
-    for label, key, fmt in rows:
-        scale = 1e3 if key == "kid" else 1.0
-        lines.append(label.ljust(12) + "".join(fmt.format(result["features"][n][key] * scale).rjust(width)
-                                               for n in names))
+    cells = {"FD": lambda m: f"{m['fd']:.2f}", "KID (+- std)": lambda m: f"{m['kid']:.3g} +- {m['kid_std']:.2g}",
+             "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}"}
+    for label, cell in cells.items():
+        lines.append(label.ljust(12) + "".join(cell(result["features"][n]).rjust(width) for n in names))
     proto = result["protocol"]
     lines.append(f"patch FD (pixels, {proto['patch_size']}x{proto['patch_size']}): "
                  f"{result['pixels']['patch_fd']:.3f}")
