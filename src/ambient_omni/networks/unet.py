@@ -90,9 +90,9 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch, affine=False)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        # Default (not zero) init of conv2: measured lower validation loss after 3072 Fashion-MNIST
+        # images (0.951 vs 1.070, benchmark-net seed 0); only conv_out is zero-initialised.
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``skip(x) + conv2(dropout(SiLU(GN(h)(1 + scale) + shift)))``, ``h = conv1(SiLU(GN(x)))``."""
