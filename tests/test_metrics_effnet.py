@@ -34,6 +34,7 @@ def test_shapes_grayscale_and_batching(small_effnet):
     assert settings["resolution"] == 64 and len(settings["weights_sha256"]) == 64
 
 
+@pytest.mark.slow  # ~20 s idle, minutes on the shared machine; run: pytest -m slow
 def test_blur_ordering_small(small_effnet):
     test, _ = fashion("test", 240)
     a, b = test[:120], test[120:]
