@@ -228,3 +228,52 @@ def merge_parts(out: str | os.PathLike, provenance: Sequence[str], cfg: NoiseAnn
         dataset_n=n, dataset_sha256=dataset_sha256,
         created_by={"rule": f"classifier-{cfg.method}", "classifier": classifier, **asdict(cfg)},
     )
+
+
+def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.PathLike, cfg: NoiseAnnotationConfig,
+                     *, chunk: int = 64, batch_size: int = 2048, device: torch.device | None = None, rank: int = 0,
+                     world_size: int = 1, progress: bool = True) -> AnnotationTable | None:
+    """Annotate ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`) with the classifier at
+    ``classifier`` (run or model folder) and write the annotation file ``out``.
+
+    Every rank computes its chunks (:func:`run_chunks`); with ``world_size > 1`` the caller must have
+    initialized the process group (ranks meet at a barrier). Rank 0 merges the chunks, writes ``out``
+    and returns the table; other ranks return ``None``.
+    """
+    from ambient_omni.data.annotations import write_annotations
+    from ambient_omni.training.checkpoint import load_model, model_folder
+    from ambient_omni.training.distributed import barrier
+
+    folder = model_folder(classifier)
+    prob = classifier_prob_fn(load_model(folder), device or torch.device("cpu"))
+    settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
+    run_chunks(prob, data.images, data.provenance, cfg, out, settings, chunk, rank, world_size, batch_size, progress)
+    if world_size > 1:
+        barrier()
+    if rank != 0:
+        return None
+    table = merge_parts(out, data.provenance, cfg, str(folder), data.sha256, chunk)
+    write_annotations(out, table)
+    return table
+
+
+def write_pictures(out: str | os.PathLike, classifier: str | os.PathLike, data: Any, table: AnnotationTable,
+                   cfg: NoiseAnnotationConfig, plot_images: int = 4, batch_size: int = 2048,
+                   device: torch.device | None = None) -> list[Path]:
+    """``OUT-hist.png`` (sigma_min histogram) and ``OUT-curves.png`` (dense P(clean) curves of the first
+    ``plot_images`` annotated images with the threshold and their sigma_min: the paper's Figure 2)."""
+    from ambient_omni.annotate import plots
+    from ambient_omni.training.checkpoint import load_model, model_folder
+
+    stem = str(Path(out).with_suffix(""))
+    done = targets(data.provenance, cfg.annotate_clean)
+    written = [Path(f"{stem}-hist.png")]
+    plots.plot_histogram(written[0], table.sigma_min[done])
+    if plot_images and len(done):
+        prob = classifier_prob_fn(load_model(model_folder(classifier)), device or torch.device("cpu"))
+        ids = done[:plot_images]
+        raw, sigmas = dense_curves(prob, data.images[ids], ids, cfg, batch_size)
+        written.append(Path(f"{stem}-curves.png"))
+        plots.plot_curves(written[1], sigmas, raw, table.sigma_min[ids],
+                          [f"id {i} ({data.provenance[i]})" for i in ids], cfg.tau, cfg.span)
+    return written

@@ -80,12 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_crops)
 
 
-def model_folder(path: str) -> Path:
-    """A run folder's ``model/`` or the folder itself when it is a model folder."""
-    p = Path(path)
-    return p / "model" if (p / "model" / "config.json").is_file() else p
-
-
 def _write_table(out: str, table: Any) -> None:
     from ambient_omni.data.annotations import summarize, write_annotations
 
@@ -116,41 +110,27 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
 def run_noise(args: argparse.Namespace) -> int:
     """Annotate this rank's chunks; with several ranks wait for all, then rank 0 merges and plots."""
     from ambient_omni.annotate import noise
+    from ambient_omni.data.annotations import summarize
     from ambient_omni.data.mixed import load_dataset
-    from ambient_omni.training.checkpoint import load_model
-    from ambient_omni.training.distributed import barrier, init_distributed
+    from ambient_omni.training.distributed import init_distributed
 
     cfg = _noise_config(args, args.method)
     dist = init_distributed(args.device)
     data = load_dataset(args.data)
-    folder = model_folder(args.classifier)
-    prob = noise.classifier_prob_fn(load_model(folder), dist.device)
-    settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
-    noise.run_chunks(prob, data.images, data.provenance, cfg, args.out, settings, args.chunk, dist.rank,
-                     dist.world_size, args.batch, progress=not args.no_progress and dist.is_main)
-    barrier()
-    if not dist.is_main:
+    table = noise.annotate_dataset(args.classifier, data, args.out, cfg, chunk=args.chunk, batch_size=args.batch,
+                                   device=dist.device, rank=dist.rank, world_size=dist.world_size,
+                                   progress=not args.no_progress and dist.is_main)
+    if table is None:
         return 0
-    table = noise.merge_parts(args.out, data.provenance, cfg, str(folder), data.sha256, args.chunk)
-    _write_table(args.out, table)
-    _noise_pictures(args, cfg, prob, data, table)
+    print(f"wrote {args.out}: {json.dumps(summarize(table), default=str)[:400]}")
+    pictures = noise.write_pictures(args.out, args.classifier, data, table, cfg, args.plot_images, args.batch,
+                                    dist.device)
+    print("pictures: " + ", ".join(map(str, pictures)))
     if args.compare:
-        _compare(args, prob, data, table)
+        from ambient_omni.training.checkpoint import load_model, model_folder
+
+        _compare(args, noise.classifier_prob_fn(load_model(model_folder(args.classifier)), dist.device), data, table)
     return 0
-
-
-def _noise_pictures(args: argparse.Namespace, cfg: Any, prob: Any, data: Any, table: Any) -> None:
-    from ambient_omni.annotate import noise, plots
-
-    stem = str(Path(args.out).with_suffix(""))
-    done = noise.targets(data.provenance, cfg.annotate_clean)
-    plots.plot_histogram(f"{stem}-hist.png", table.sigma_min[done])
-    if args.plot_images and len(done):
-        ids = done[: args.plot_images]
-        raw, sigmas = noise.dense_curves(prob, data.images[ids], ids, cfg, args.batch)
-        plots.plot_curves(f"{stem}-curves.png", sigmas, raw, table.sigma_min[ids],
-                          [f"id {i} ({data.provenance[i]})" for i in ids], cfg.tau, cfg.span)
-    print(f"pictures: {stem}-hist.png" + (f", {stem}-curves.png" if args.plot_images else ""))
 
 
 def _compare(args: argparse.Namespace, prob: Any, data: Any, table: Any) -> None:
@@ -182,7 +162,7 @@ def run_crops(args: argparse.Namespace) -> int:
     from ambient_omni.device import pick_device
     from ambient_omni.errors import AmbientError
     from ambient_omni.files import read_json
-    from ambient_omni.training.checkpoint import load_model, read_model_config
+    from ambient_omni.training.checkpoint import load_model, model_folder, read_model_config
 
     device = pick_device(args.device)
     data = load_dataset(args.data)

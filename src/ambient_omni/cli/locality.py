@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ambient_omni.annotate import locality, plots
-    from ambient_omni.cli.annotate import model_folder
+    from ambient_omni.training.checkpoint import model_folder
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.device import pick_device
     from ambient_omni.errors import AmbientError

@@ -214,6 +214,12 @@ def read_model_config(folder: str | Path) -> dict[str, Any]:
     return read_json(path)
 
 
+def model_folder(path: str | Path) -> Path:
+    """A run folder's ``model/`` or the folder itself when it is a model folder."""
+    p = Path(path)
+    return p / "model" if (p / "model" / "config.json").is_file() else p
+
+
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a saved model from its folder (no pickles) and return it in eval mode on ``device``."""
     config = read_model_config(folder)
