@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 import torch
 
 # Defaults of the authors' reference procedure (PAPER 2.3).
@@ -74,16 +75,15 @@ def ema(values: np.ndarray, alpha: float, initial: np.ndarray | float | None = N
     is given), ``S_j = (1 - alpha) * S_{j-1} + alpha * x_j``.
     """
     x = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(x)
     if initial is None:
         state = x[..., 0].copy()
     else:
         state = (1.0 - alpha) * np.broadcast_to(np.asarray(initial, dtype=np.float64), x.shape[:-1]) + alpha * x[..., 0]
-    out[..., 0] = state
-    for j in range(1, x.shape[-1]):
-        state = (1.0 - alpha) * state + alpha * x[..., j]
-        out[..., j] = state
-    return out
+    if x.shape[-1] == 1:
+        return state[..., None].copy()
+    # The recursion S_j = (1 - alpha) S_{j-1} + alpha x_j as one IIR filter over j >= 1, started from S_0.
+    rest, _ = lfilter([alpha], [1.0, -(1.0 - alpha)], x[..., 1:], axis=-1, zi=((1.0 - alpha) * state)[..., None])
+    return np.concatenate([state[..., None], rest], axis=-1)
 
 
 def first_crossing(smoothed: np.ndarray, tau: float) -> np.ndarray:

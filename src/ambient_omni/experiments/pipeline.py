@@ -27,6 +27,7 @@ DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr":
                  "ema_halflife": 10_000, "checkpoint_every": 500}
 DEFAULT_CLASSIFIER = {"preset": "fmnist-classifier", "images": 100_000, "batch": 64, "lr": 1e-3,
                       "annotate_method": "fast", "tau": 0.45}
+ANNOTATION_KEYS = ("span", "grid_size", "draws", "stride", "window", "back", "max_points", "seed")
 DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
                 "reference": "fashion-mnist:test", "n_ref": None, "batch": 256}
 
@@ -151,7 +152,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
 
 def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
     """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once)."""
-    from ambient_omni.annotate.noise import annotate_dataset
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig, annotate_dataset, write_pictures
+    from ambient_omni.data.mixed import load_dataset
 
     ccfg = {**DEFAULT_CLASSIFIER, **cfg.get("classifier", {})}
     train_keys = ("preset", "images", "batch", "lr", "seed")
@@ -162,7 +164,11 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
         _train_noise_classifier(dataset_dir, ccfg, run)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
-        annotate_dataset(model_dir, dataset_dir, out, method=ccfg["annotate_method"], tau=ccfg["tau"])
+        search = {k: ccfg[k] for k in ANNOTATION_KEYS if k in ccfg}
+        acfg = NoiseAnnotationConfig(method=ccfg["annotate_method"], tau=ccfg["tau"], **search)
+        data = load_dataset(dataset_dir)
+        table = annotate_dataset(model_dir, data, out, acfg)
+        write_pictures(out, model_dir, data, table, acfg)
     return out
 
 

@@ -53,6 +53,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 0.51M-parameter encoder classifier for the noise-conditional quality classifier.
     "fmnist-classifier": {"kind": "classifier", "sigma_data": 0.5, "in_channels": 1,
                           "model_channels": 32, "channel_mult": [1, 2, 2], "num_blocks": 2},
+    # 77k-parameter classifier, about 4.5x faster per call (1300 vs 285 inputs/s at 28x28 on 2 cores):
+    # for annotating many images at hundreds of classifier calls each.
+    "fmnist-classifier-small": {"kind": "classifier", "sigma_data": 0.5, "in_channels": 1,
+                                "model_channels": 16, "channel_mult": [1, 2, 2], "num_blocks": 1},
 }
 
 
