@@ -68,3 +68,15 @@ def test_shipped_recipes_parse(path: Path) -> None:
     assert recipe.cells
     if recipe.name != "demo":  # the demo is a demonstration, the tables need a spread
         assert len({c.seed for c in recipe.cells}) >= 2, "every table needs at least two training seeds"
+
+
+def test_overrides_win_over_settings_and_methods(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, RECIPE), ["train.images=50", "eval.n_samples=16", "sigma_min=2.5"])
+    for cell in recipe.cells:
+        assert cell.config["train"]["images"] == 50  # blur-1.0 set 200 in its own table
+        assert cell.config["train"]["batch"] == 8
+        assert cell.config["eval"] == {"n_samples": 16}
+    fixed = [c for c in recipe.cells if c.config["method"] == "fixed"]
+    assert {c.config["sigma_min"] for c in fixed} == {2.5}
+    with pytest.raises(AmbientError, match="KEY=VALUE"):
+        load_recipe(_write(tmp_path, RECIPE), ["train.images"])

@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="benchmark folder (created; reused to resume)")
     parser.add_argument("--only", default=None, help="run only cells whose name matches this glob, "
                         "e.g. 'blur-1.0__*__seed0'")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key for every cell (dotted, value read as TOML), e.g. "
+                        "--set train.images=60000; repeatable. Changed cells get new keys, so nothing is mixed up")
     parser.add_argument("--list", action="store_true", help="list the cells and whether they are done, then exit")
     parser.add_argument("--tables", action="store_true",
                         help="only regenerate results.json and results.md from the finished cells")
@@ -32,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     from ambient_omni.experiments.bench import collect_results, finished_result, run_bench, write_tables
     from ambient_omni.experiments.recipes import load_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, args.set)
     out = Path(args.out)
     if args.list:
         for cell in recipe.cells:

@@ -118,12 +118,42 @@ def _expand(raw: dict[str, Any], path: Path) -> tuple[Cell, ...]:
     return tuple(cells)
 
 
-def load_recipe(name_or_path: str | os.PathLike) -> Recipe:
-    """Read and expand a recipe TOML file; errors name the file and the problem."""
+def parse_override(text: str) -> dict[str, Any]:
+    """``"train.images=60000"`` -> ``{"train": {"images": 60000}}`` (the value is read as TOML)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise AmbientError(f"--set {text!r}: expected KEY=VALUE, e.g. train.images=60000")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()  # a bare word is a string
+    node: dict[str, Any] = {}
+    root = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node[part] = {}
+        node = node[part]
+    node[parts[-1]] = parsed
+    return root
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    """Read and expand a recipe TOML file; errors name the file and the problem.
+
+    ``overrides`` (``KEY=VALUE`` with dotted keys) are merged into the recipe's ``base`` table and
+    win over every setting and method, e.g. ``["train.images=60000"]`` shortens every run.
+    """
     path = find_recipe(name_or_path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise AmbientError(f"{path}: not valid TOML ({err})") from None
+    for text in overrides or []:
+        override = parse_override(text)
+        raw["base"] = _merge(raw.get("base", {}), override)
+        for table in raw.get("settings", []) + raw.get("methods", []):
+            for key, value in override.items():
+                if key in table:
+                    table[key] = _merge(table[key], value) if isinstance(value, dict) and isinstance(table[key], dict) else value
     name = _require(raw, "name", str(path))
     return Recipe(name, raw.get("description", ""), raw.get("paper", {}), _expand(raw, path), path)
