@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ambient_omni.experiments.bench import run_bench
 from ambient_omni.experiments.recipes import load_recipe
 from ambient_omni.experiments.tables import aggregate, columns, mean_sd
@@ -20,10 +22,31 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     """A plain-text comparison table (one row per method) of a finished demo."""
     cells = results["cells"]
     cols = [c for c in columns(cells) if c[0].startswith(("FD", "precision", "recall", "memorized"))]
-    header = f"{'method':<12}" + "".join(f"{title:>28}" for title, _, _ in cols)
+    widths = [max(len(title), 16) + 2 for title, _, _ in cols]
+    header = f"{'method':<12}" + "".join(f"{title:>{w}}" for (title, _, _), w in zip(cols, widths))
     lines = [header, "-" * len(header)]
     for row in aggregate(cells):
-        lines.append(f"{row['method']:<12}" + "".join(f"{mean_sd(row['values'][t]):>28}" for t, _, _ in cols))
+        lines.append(f"{row['method']:<12}" + "".join(f"{mean_sd(row['values'][t]):>{w}}"
+                                                       for (t, _, _), w in zip(cols, widths)))
+    return lines
+
+
+def verdict_lines(results: dict[str, Any], method: str = "ambient-o") -> list[str]:
+    """Plain-words comparison of ``method`` with each baseline on the first FD column (from the numbers)."""
+    cells = results["cells"]
+    fd_cols = [c for c in columns(cells) if c[0].startswith("FD")]
+    if not fd_cols:
+        return []
+    title = fd_cols[0][0]
+    fd = {row["method"]: float(np.mean(row["values"][title])) for row in aggregate(cells) if row["values"][title]}
+    if method not in fd:
+        return []
+    lines = []
+    for baseline in (m for m in fd if m != method):
+        a, b = fd[method], fd[baseline]
+        lines.append(f"{method} vs {baseline}: {title} {a:.1f} vs {b:.1f}, "
+                     f"{'better' if a < b else 'worse'} by {abs(a - b):.1f}")
+    lines.append("(one training seed; between seeds and sample subsets FD moves by a few units, see docs/RESULTS.md)")
     return lines
 
 
@@ -37,6 +60,7 @@ def run_demo(out: str | Path, recipe: str = "demo", log: Any = print) -> dict[st
     log("")
     log("\n".join(summary_lines(results)))
     log("")
+    log("\n".join(verdict_lines(results)))
     log("FD: Frechet distance to the Fashion-MNIST test set on in-domain classifier features (lower is better);")
     log("memorized share: samples much closer to one clean training image than to any other (lower is better).")
     log(f"Report: {html}")

@@ -1,0 +1,24 @@
+"""Demo summary: the table and the plain-words verdict come from the numbers."""
+
+from ambient_omni.experiments.demo import summary_lines, verdict_lines
+
+
+def _results(fds: dict[str, float]) -> dict:
+    return {"cells": [{"name": f"s__{m}__seed0", "setting": "s", "method": m, "seed": 0,
+                       "metrics": {"features": {"fm": {"fd": fd, "precision": 0.5, "recall": 0.5}}}}
+                      for m, fd in fds.items()]}
+
+
+def test_verdict_follows_the_numbers() -> None:
+    lines = verdict_lines(_results({"clean-only": 60.0, "all-data": 300.0, "ambient-o": 120.0}))
+    assert lines[0] == "ambient-o vs clean-only: FD [fm] 120.0 vs 60.0, worse by 60.0"
+    assert lines[1] == "ambient-o vs all-data: FD [fm] 120.0 vs 300.0, better by 180.0"
+    flipped = verdict_lines(_results({"clean-only": 90.0, "ambient-o": 50.0}))
+    assert flipped[0].endswith("better by 40.0")
+
+
+def test_summary_has_one_row_per_method() -> None:
+    lines = summary_lines(_results({"clean-only": 60.0, "ambient-o": 120.0}))
+    assert lines[0].split()[:2] == ["method", "FD"]
+    assert lines[2].startswith("clean-only") and "60 ± - (1)" in lines[2]
+    assert lines[3].startswith("ambient-o")
