@@ -25,7 +25,7 @@ def _make_folder(root: Path) -> None:
     (run / "samples" / "preview-00000005.png").write_bytes(png)
     (root / "sample_out").mkdir()
     (root / "sample_out" / "grid.png").write_bytes(png)
-    (root / "sample_out" / "metrics.json").write_text(json.dumps({"fmnist-classifier": {"fd": 12.5, "precision": 0.7}}))
+    (root / "sample_out" / "metrics.json").write_text(json.dumps({"features": {"fmnist-classifier": {"fd": 12.5, "precision": 0.7}}, "n_samples": 64}))
     table = AnnotationTable.fixed(np.arange(3), ["clean", "corrupted:blur", "corrupted:blur"], sigma_min=1.0)
     write_annotations(root / "annotations.jsonl", table)
 
@@ -35,7 +35,7 @@ def test_report_contains_every_part(tmp_path: Path) -> None:
     html_path, md_path = write_report(tmp_path)
     page = html_path.read_text()
     assert len(re.findall(r"src='data:image/png;base64,", page)) == 5  # 2 sample images, loss, 2 annotation plots
-    assert "fmnist-classifier.fd" in page and "12.5" in page
+    assert "FD [fmnist-classifier]" in page and "12.5" in page
     assert "Training loss" in page and "Annotations: annotations.jsonl" in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
     md = md_path.read_text()

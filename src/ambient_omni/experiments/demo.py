@@ -15,7 +15,7 @@ import numpy as np
 
 from ambient_omni.experiments.bench import run_bench
 from ambient_omni.experiments.recipes import load_recipe
-from ambient_omni.experiments.tables import aggregate, columns, mean_sd
+from ambient_omni.report.tables import aggregate, columns, mean_sd
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:

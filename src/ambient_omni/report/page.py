@@ -2,8 +2,8 @@
 
 What is found under the folder is shown, in this order:
 
-1. ``results.md`` / ``results.json`` of a benchmark (the result table, verbatim);
-2. ``metrics.json`` files (evaluation results, flattened to a table);
+1. ``results.json`` of a benchmark (mean ± sd over seeds per setting and method);
+2. ``metrics.json`` files (one row each: the headline numbers);
 3. sample grids (``grid.png``; for training runs the latest preview in ``samples/``);
 4. training-loss curves of every run folder (a folder with ``log.jsonl``);
 5. for every annotation file (``*.jsonl`` whose header says ``ambient-omni-annotations``): the
@@ -28,6 +28,7 @@ from ambient_omni.data.annotations import read_annotations
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_bytes, atomic_write_text
 from ambient_omni.report import plots
+from ambient_omni.report.tables import summary_rows
 
 _FIGURE_WORDS = ("curve", "hist", "locality", "crops", "theory")
 _MAX_DEPTH = 4
@@ -64,27 +65,53 @@ def _is_annotation_file(path: Path) -> bool:
     return '"ambient-omni-annotations"' in first
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for key in sorted(value):
-            _flatten(f"{prefix}.{key}" if prefix else str(key), value[key], out)
-    elif isinstance(value, (int, float, str, bool)) or value is None:
-        out[prefix] = value
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
+# (column title, path in a metrics.json; "{f}" = each feature set)
+_METRIC_COLUMNS = (("FD", ("features", "{f}", "fd")), ("KID", ("features", "{f}", "kid")),
+                   ("precision", ("features", "{f}", "precision")), ("recall", ("features", "{f}", "recall")))
+_PIXEL_COLUMNS = (("memorized share", ("memorization", "share")), ("patch FD", ("pixels", "patch_fd")),
+                  ("samples", ("n_samples",)))
+
+
+def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
 def _metrics_blocks(root: Path, files: list[Path]) -> list[Block]:
-    blocks = []
-    for path in (f for f in files if f.name == "metrics.json"):
-        flat: dict[str, Any] = {}
-        _flatten("", json.loads(path.read_text(encoding="utf-8")), flat)
-        blocks.append(Block("h2", f"Metrics: {path.parent.relative_to(root) or '.'}"))
-        blocks.append(Block("table", rows=[["quantity", "value"]] + [[k, _fmt(v)] for k, v in flat.items()]))
+    """One compact table: a row per metrics.json (sample folder), the headline numbers as columns."""
+    found = [(f, json.loads(f.read_text(encoding="utf-8"))) for f in files if f.name == "metrics.json"]
+    if not found:
+        return []
+    features = sorted({name for _, m in found for name in m.get("features", {})})
+    cols = [(f"{title} [{f}]", tuple(p.format(f=f) for p in path)) for f in features for title, path in _METRIC_COLUMNS]
+    cols += list(_PIXEL_COLUMNS)
+    rows = [["samples folder"] + [title for title, _ in cols]]
+    for path, metrics in found:
+        rows.append([str(path.parent.relative_to(root))] + [_fmt(_lookup(metrics, p)) if _lookup(metrics, p) is not None
+                                                            else "-" for _, p in cols])
+    return [Block("h2", "Metrics (docs/PROTOCOL.md; lower FD/KID/patch FD and memorized share are better)"),
+            Block("table", rows=rows)]
+
+
+def _results_blocks(root: Path) -> list[Block]:
+    """The benchmark table (mean ± sd over seeds) of ``results.json``, with its command."""
+    results = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    if not results.get("cells"):
+        return []
+    blocks = [Block("h2", f"Benchmark results: {results.get('recipe', '')}"), Block("p", results.get("description", "")),
+              Block("table", rows=summary_rows(results["cells"])),
+              Block("p", "Entries: mean ± sample sd (number of training seeds).")]
+    if results.get("command"):
+        blocks.append(Block("p", f"Command: {results['command']}"))
     return blocks
 
 
@@ -147,8 +174,8 @@ def collect(root: str | os.PathLike, buffer_s: float = 4.0) -> list[Block]:
         raise AmbientError(f"report: {root} is not a folder")
     files = _walk(root)
     blocks: list[Block] = []
-    if (root / "results.md").exists():
-        blocks += [Block("h2", "Benchmark results"), Block("pre", (root / "results.md").read_text(encoding="utf-8"))]
+    if (root / "results.json").exists():
+        blocks += _results_blocks(root)
     blocks += _metrics_blocks(root, files)
     grids = _grid_blocks(root, files)
     if grids:

@@ -58,18 +58,26 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def summary_rows(cells: list[dict[str, Any]]) -> list[list[str]]:
+    """Header + one row per (setting, method): ``mean ± sd (n)`` per column (for Markdown and HTML)."""
+    cols = columns(cells)
+    rows = [["setting", "method", "seeds"] + [t for t, _, _ in cols]]
+    for row in aggregate(cells):
+        rows.append([row["setting"], row["method"], ",".join(map(str, row["seeds"]))]
+                    + [mean_sd(row["values"][t]) for t, _, _ in cols])
+    return rows
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The Markdown results table of a benchmark ``results.json`` (plus protocol and command)."""
     cells = results.get("cells", [])
     if not cells:
         return f"# {results.get('recipe', 'benchmark')}\n\nNo finished cells yet.\n"
     cols = columns(cells)
+    head, *body = summary_rows(cells)
     lines = [f"# {results.get('recipe', 'benchmark')}: results", "", results.get("description", ""), "",
-             "| setting | method | seeds | " + " | ".join(t for t, _, _ in cols) + " |",
-             "|---|---|---|" + "---|" * len(cols)]
-    for row in aggregate(cells):
-        lines.append(f"| {row['setting']} | {row['method']} | {','.join(map(str, row['seeds']))} | "
-                     + " | ".join(mean_sd(row["values"][t]) for t, _, _ in cols) + " |")
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += ["", "Per seed:", "", "| cell | " + " | ".join(t for t, _, _ in cols) + " | wall (min) |",
               "|---|" + "---|" * (len(cols) + 1)]
     for cell in cells:

@@ -1,6 +1,6 @@
 """Aggregation of cell metrics over seeds."""
 
-from ambient_omni.experiments.tables import aggregate, markdown_table, mean_sd
+from ambient_omni.report.tables import aggregate, markdown_table, mean_sd
 
 
 def _cell(setting: str, method: str, seed: int, fd: float) -> dict:
