@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ambient_omni.seeding import generator
 from ambient_omni.training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ambient_omni.training.distributed import DistInfo
 from ambient_omni.training.logging import read_log
@@ -26,7 +27,6 @@ from ambient_omni.training.loop import (
     Trainer,
     TrainConfig,
     TrainTask,
-    derive_seed,
     learning_rate,
 )
 
@@ -69,7 +69,7 @@ class ToyTask:
         while True:
             if step == self.hang_at:
                 time.sleep(3600)
-            g = torch.Generator().manual_seed(derive_seed(self.seed, 7, step))
+            g = generator(self.seed, 7, step)
             x = torch.randn(self.batch_size, 4, generator=g)
             noise = torch.randn(self.batch_size, 4, generator=g)
             rows = slice(rank * share, (rank + 1) * share)

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ambient_omni.diffusion.seeding import torch_seeds
 from ambient_omni.errors import AmbientError
 from ambient_omni.networks.registry import network_config
+from ambient_omni.seeding import generator
 
 
 def truncated_lognormal(
@@ -80,7 +80,7 @@ class ClassifierTask:
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Global batch ``step``: images and float labels."""
-        gen = torch.Generator().manual_seed(torch_seeds(self.seed, "classifier-batch", step)[0])
+        gen = generator(self.seed, "classifier-batch", step)
         n_pos, n_neg = len(self.positives), len(self.negatives)
         if self.balanced:
             half = self.batch_size // 2

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ambient_omni.diffusion.seeding import torch_seeds
 from ambient_omni.errors import AmbientError
+from ambient_omni.seeding import generators
 
 
 def tile(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -36,7 +36,7 @@ def crop_probabilities(classifier: nn.Module, images: torch.Tensor, ids: np.ndar
     """Per-crop ``P(target)``: array ``(N, rows, cols)``."""
     tiles = tile(images, size)
     n, rows, cols = tiles.shape[:3]
-    gens = [torch.Generator().manual_seed(s) for s in torch_seeds(seed, "crop-noise", np.asarray(ids), size)]
+    gens = generators(seed, "crop-noise", np.asarray(ids), size)
     eps = torch.stack([torch.randn(tiles.shape[1:], generator=g) for g in gens])
     x = (tiles + sigma * eps).reshape(n * rows * cols, *tiles.shape[3:])
     out = []

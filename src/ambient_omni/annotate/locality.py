@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ambient_omni.diffusion.seeding import torch_seeds
 from ambient_omni.errors import AmbientError
+from ambient_omni.seeding import generators
 
 
 def window(h: int, w: int, size: int, center: tuple[int, int]) -> tuple[int, int]:
@@ -55,8 +55,7 @@ def measure_locality(
     if any(c < patch or c > min(h, w) for c in crop_sizes):
         raise AmbientError(f"crop sizes must lie in [{patch}, {min(h, w)}] (patch size .. image size), got {list(crop_sizes)}")
     rows, cols, center = _patch_in_crop(h, w, min(h, w), patch)
-    eps = torch.stack([torch.randn(images.shape[1:], generator=torch.Generator().manual_seed(s))
-                       for s in torch_seeds(seed, "locality", np.arange(n))])
+    eps = torch.stack([torch.randn(images.shape[1:], generator=g) for g in generators(seed, "locality", np.arange(n))])
     clean = images[..., rows, cols]
     err = np.zeros((len(sigmas), len(crop_sizes)))
     full = np.zeros(len(sigmas))

@@ -28,9 +28,9 @@ import torch
 
 from ambient_omni.annotate import curves
 from ambient_omni.data.annotations import AnnotationTable
-from ambient_omni.diffusion.seeding import torch_seeds
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_text, read_json, write_json
+from ambient_omni.seeding import torch_seeds
 
 ProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``prob(x (B,C,H,W), sigma (B,)) -> P(clean | x) (B,)``."""

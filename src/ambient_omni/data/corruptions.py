@@ -7,7 +7,7 @@ A spec is ``name:param=value,param=value``; several specs joined by ``+`` are ap
     corruption(images, ids, seed) -> corrupted images
 
 on float32 batches ``(N, C, H, W)`` in ``[-1, 1]`` (the project's image convention). Any
-randomness is drawn from a ``torch.Generator`` seeded by ``(seed, purpose, image id)``, so an
+randomness is drawn from ``ambient_omni.seeding.generator(seed, purpose, image id)``, so an
 image's corruption does not depend on which other images share its batch, on the batch size,
 or on the device. Outputs are clamped to ``[-1, 1]`` except ``noise`` with ``clip=false``
 (the default, see :class:`GaussianNoise`).
@@ -24,7 +24,6 @@ Available corruptions (``CORRUPTIONS``):
 from __future__ import annotations
 
 import abc
-import hashlib
 import io
 import math
 import re
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 from ambient_omni.data.imageset import to_uint8
 from ambient_omni.errors import AmbientError
+from ambient_omni.seeding import derive_seed, generator
 
 
 class Param(NamedTuple):
@@ -71,19 +71,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def derive_seed(seed: int, purpose: str, index: int) -> int:
-    """A 63-bit seed from ``(seed, purpose, index)`` through SHA-256 (stable across runs and machines)."""
-    digest = hashlib.sha256(f"{int(seed)}/{purpose}/{int(index)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def image_generator(seed: int, purpose: str, image_id: int) -> torch.Generator:
-    """A CPU generator seeded by :func:`derive_seed` ``(seed, purpose, image_id)``."""
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(derive_seed(seed, purpose, image_id))
-    return gen
 
 
 def _check_batch(images: torch.Tensor, ids: torch.Tensor) -> None:
@@ -255,7 +242,7 @@ class MotionBlur(Corruption):
 
     def _apply(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor:
         if self.angle == "random":
-            angles = torch.cat([torch.rand(1, generator=image_generator(seed, "motion-angle", i)) * 180.0 for i in ids.tolist()])
+            angles = torch.cat([torch.rand(1, generator=generator(seed, "motion-angle", i)) * 180.0 for i in ids.tolist()])
         else:
             angles = torch.full((images.shape[0],), float(self.angle))
         return filter_per_image(images, motion_kernels(self.length, angles))
@@ -290,7 +277,7 @@ class GaussianNoise(Corruption):
 
     def _apply(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor:
         shape = images.shape[1:]
-        z = torch.stack([torch.randn(shape, generator=image_generator(seed, "noise", i)) for i in ids.tolist()])
+        z = torch.stack([torch.randn(shape, generator=generator(seed, "noise", i)) for i in ids.tolist()])
         return images + self.std * z.to(images.device)
 
 
@@ -423,10 +410,8 @@ __all__ = [
     "JPEG",
     "MotionBlur",
     "Param",
-    "derive_seed",
     "describe_corruptions",
     "filter_per_image",
-    "image_generator",
     "jpeg_roundtrip",
     "motion_kernels",
     "parse_corruption",

@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 from ambient_omni.data.imageset import ImageSet, from_uint8, to_uint8
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_bytes, atomic_write_text, read_json, write_json
+from ambient_omni.seeding import generator
 
 FORMAT = "ambient-omni-dataset"
 VERSION = 1
@@ -51,12 +52,6 @@ class Corruption(Protocol):
     def spec(self) -> str: ...
 
     def __call__(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor: ...
-
-
-def generator(seed: int, purpose: str) -> torch.Generator:
-    """A CPU generator seeded from SHA-256 of ``"seed/purpose"`` (63 bits; stable everywhere)."""
-    digest = hashlib.sha256(f"{int(seed)}/{purpose}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
 def round_half_up(x: float) -> int:
@@ -197,7 +192,7 @@ class Part:
 
 
 def _part_data(part: Part, seed: int, position: int) -> MixedData:
-    """The part as MixedData, subsampled with generator ``(seed, "part<position>")``."""
+    """The part as MixedData, subsampled with generator ``(seed, "part", position)``."""
     if isinstance(part.data, ImageSet):
         if part.provenance is None or not part.source:
             raise AmbientError(f"part {position}: an ImageSet part needs a provenance and a source name")
@@ -209,7 +204,7 @@ def _part_data(part: Part, seed: int, position: int) -> MixedData:
     if part.count is None and part.fraction is None:
         return data
     k = _resolve_count(len(data), part.fraction, part.count, f"part {position} ({part.source or 'dataset'})")
-    chosen = data.take(_choose(len(data), k, generator(seed, f"part{position}")))
+    chosen = data.take(_choose(len(data), k, generator(seed, "part", position)))
     chosen.recipe = [{"kept": k, "of": len(data), "recipe": data.recipe}]
     return chosen
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import torch
 
 from ambient_omni.diffusion.edm import edm_weight
-from ambient_omni.diffusion.seeding import torch_seeds
 from ambient_omni.errors import AmbientError
+from ambient_omni.seeding import torch_seeds
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

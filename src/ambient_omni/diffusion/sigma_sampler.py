@@ -39,8 +39,8 @@ from scipy.special import ndtr, ndtri
 from torch.utils.data import Dataset
 
 from ambient_omni.diffusion.ambient_loss import buffer_factor
-from ambient_omni.diffusion.seeding import uniform
 from ambient_omni.errors import AmbientError
+from ambient_omni.seeding import uniform
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 SampleItem = tuple[int, float, float]  # (dataset index, sigma_t, sigma_tn)

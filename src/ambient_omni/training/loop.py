@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 from torch import nn
 
+from ambient_omni import seeding
 from ambient_omni.device import autocast
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import read_json, write_json
@@ -132,15 +132,9 @@ class NonFiniteError(AmbientError):
     """Training produced a NaN or Inf loss or gradient; nothing of that step was saved."""
 
 
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that is a pure function of the integer ``parts`` (numpy SeedSequence hash)."""
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31 | int(state[1])) & (2**63 - 1)
-
-
 def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
     """The generator for all random draws of ``step`` on ``rank`` (noise, dropout of labels...)."""
-    return torch.Generator(device=device).manual_seed(derive_seed(seed, _PURPOSE_STEP, step, rank))
+    return seeding.generator(seed, _PURPOSE_STEP, step, rank, device=device)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -293,7 +287,7 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         generator = step_generator(cfg.seed, step, self.dist.rank, self.device)
-        with _seeded_global_rng(derive_seed(cfg.seed, _PURPOSE_GLOBAL, step, self.dist.rank), self.device):
+        with _seeded_global_rng(seeding.derive_seed(cfg.seed, _PURPOSE_GLOBAL, step, self.dist.rank), self.device):
             with autocast(self.device, enabled=cfg.bf16):
                 losses = self.task.loss(model, _to_device(batch, self.device), generator)
             losses = losses.float()

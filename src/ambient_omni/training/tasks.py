@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ambient_omni.errors import AmbientError
-from ambient_omni.training.loop import derive_seed
+from ambient_omni.seeding import derive_seed
 
 _PURPOSE_INIT = 3
 # Settings that do not change the trained weights (free to change when resuming).

@@ -10,6 +10,10 @@ SplitMix64 mixing (Steele, Lea, Flood 2014):
 String keys are first reduced to 64 bits with BLAKE2b (Python's ``hash`` is salted per
 process, so it is never used). Integer keys may be numpy arrays; they broadcast, which makes
 a whole batch of draws one vectorized call. Nothing here touches global RNG state.
+
+This is the one place seeds are derived (data, diffusion, training, annotate all use it):
+``generator(*keys)`` is a ``torch.Generator`` for one key tuple, ``derive_seed(*keys)`` the
+63-bit integer behind it (for APIs that take a seed, e.g. ``torch.manual_seed`` in a forked RNG).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import torch
 
 KeyLike = int | str | np.ndarray
 
@@ -63,3 +68,21 @@ def uniform(*keys: KeyLike) -> np.ndarray:
 def torch_seeds(*keys: KeyLike) -> list[int]:
     """Seeds for ``torch.Generator.manual_seed``: ``hash64(keys)`` truncated to 63 bits."""
     return [int(h) >> 1 for h in hash64(*keys)]
+
+
+def derive_seed(*keys: KeyLike) -> int:
+    """One 63-bit seed from scalar keys: ``torch_seeds(*keys)[0]``; array keys must give one value."""
+    seeds = torch_seeds(*keys)
+    if len(seeds) != 1:
+        raise ValueError(f"derive_seed needs scalar keys, got {len(seeds)} values (use torch_seeds for arrays)")
+    return seeds[0]
+
+
+def generator(*keys: KeyLike, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded with :func:`derive_seed` ``(*keys)``."""
+    return torch.Generator(device=device).manual_seed(derive_seed(*keys))
+
+
+def generators(*keys: KeyLike, device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One fresh generator per value of the broadcast keys (``torch_seeds(*keys)``), in order."""
+    return [torch.Generator(device=device).manual_seed(s) for s in torch_seeds(*keys)]

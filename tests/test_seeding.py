@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-from ambient_omni.diffusion.seeding import hash64, torch_seeds, uniform
+from ambient_omni.seeding import derive_seed, generator, generators, hash64, torch_seeds, uniform
 
 
 def test_values_are_pinned() -> None:
@@ -36,3 +37,14 @@ def test_uniform_is_open_interval_and_uniform() -> None:
     assert stats.kstest(u, "uniform").pvalue > 0.01
     v = uniform(0, "test", np.arange(1, 50_001))  # neighbouring counters are uncorrelated
     assert abs(np.corrcoef(u, v)[0, 1]) < 0.02  # se 0.0045
+
+
+def test_generator_and_derive_seed_follow_torch_seeds() -> None:
+    """``generator(*keys)`` is seeded with ``derive_seed(*keys) == torch_seeds(*keys)[0]``."""
+    assert derive_seed(3, "fixed_noise", 1) == torch_seeds(3, "fixed_noise", np.array([0, 1]))[1]
+    draw = torch.randn(4, generator=generator(5, "noise", 2))
+    assert torch.equal(draw, torch.randn(4, generator=torch.Generator().manual_seed(derive_seed(5, "noise", 2))))
+    gens = generators(5, "noise", np.arange(3))
+    assert torch.equal(torch.randn(4, generator=gens[2]), draw)
+    with pytest.raises(ValueError, match="scalar keys"):
+        derive_seed(5, np.arange(2))
