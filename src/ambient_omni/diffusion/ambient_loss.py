@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ambient_omni.data.annotations import buffer_factor
 from ambient_omni.diffusion.edm import edm_weight
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import torch_seeds
@@ -41,15 +42,6 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 # Float32 batches carry sigmas rounded from float64 draws: allow this relative slack on 1/a <= s.
 _BUFFER_RTOL = 1e-4
-
-
-def buffer_factor(s: float | None) -> float:
-    """``b = sqrt(s / (s - 1))`` (needs ``s > 1``); ``s`` None or inf disables the buffer: ``b = 1``."""
-    if s is None or math.isinf(s):
-        return 1.0
-    if not s > 1:
-        raise AmbientError(f"buffer_s must be > 1 (or None/inf to disable), got {s}")
-    return math.sqrt(s / (s - 1))
 
 
 def fixed_noise(

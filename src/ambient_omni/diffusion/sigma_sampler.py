@@ -38,7 +38,8 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch.utils.data import Dataset
 
-from ambient_omni.diffusion.ambient_loss import buffer_factor
+from ambient_omni.data import annotations
+from ambient_omni.data.annotations import buffer_factor
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import uniform
 
@@ -52,20 +53,10 @@ def admissible(
     sigma_max: ArrayLike,
     buffer_s: float | None = 4.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Elementwise (broadcasting) admissibility of images at ``sigma``: ``(mask, sigma_tn)``.
-
-    ``mask = (sigma > b sigma_min) | (sigma <= sigma_max)``; ``sigma_tn = 0`` where the low-noise
-    rule holds, ``sigma_min`` where only the high-noise rule holds, NaN where not admissible.
-    ``sigma_min = 0`` is usable at every ``sigma > 0`` with ``sigma_tn = 0``; ``inf`` never at high noise.
-    """
-    b = buffer_factor(buffer_s)
-    s = torch.as_tensor(sigma, dtype=torch.float64)
-    smin = torch.as_tensor(np.asarray(sigma_min, dtype=np.float64))
-    smax = torch.as_tensor(np.asarray(sigma_max, dtype=np.float64))
-    low = s <= smax
-    high = s > b * smin
-    sigma_tn = torch.where(low, torch.zeros_like(smin), torch.where(high, smin, torch.full_like(smin, math.nan)))
-    return low | high, sigma_tn
+    """:func:`ambient_omni.data.annotations.admissible` (the one rule) as torch tensors ``(mask, sigma_tn)``."""
+    s = sigma.detach().cpu().double().numpy() if isinstance(sigma, torch.Tensor) else sigma
+    mask, sigma_tn = annotations.admissible(s, sigma_min, sigma_max, buffer_s)
+    return torch.from_numpy(np.asarray(mask)), torch.from_numpy(np.asarray(sigma_tn, dtype=np.float64))
 
 
 def _validated(sigma_min: ArrayLike, sigma_max: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -233,9 +224,9 @@ class SigmaFirstSampler:
             empty = self.index.count(sigma) == 0
         index = self.index.pick(sigma, uniform(self.seed, "choice", step, j, attempt))
         smin, smax = self.index.sigma_min[index], self.index.sigma_max[index]
-        mask, sigma_tn = admissible(sigma, smin, smax, self.index.buffer_s)
+        mask, sigma_tn = annotations.admissible(sigma, smin, smax, self.index.buffer_s)
         assert bool(mask.all()), "AdmissibleIndex.pick returned an inadmissible image"
-        return index, sigma, sigma_tn.numpy()
+        return index, sigma, sigma_tn
 
     def _sigma(self, step: int, j: np.ndarray, attempt: np.ndarray) -> np.ndarray:
         """LogNormal draw by inverse CDF of the counter-based uniform for (seed, step, j, attempt)."""
