@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ambient_omni.data.imageset import to_uint8
+from ambient_omni.data.imageset import from_uint8, to_uint8
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import derive_seed, generator
 
@@ -168,7 +168,7 @@ class JPEG(Corruption):
             raise AmbientError(f"corruption 'jpeg': needs 1 or 3 channels, got {images.shape[1]}")
         u8 = to_uint8(images).cpu().numpy()
         out = np.stack([jpeg_roundtrip(img, self.quality) for img in u8])
-        return torch.from_numpy(out).to(images.device, torch.float32) / 127.5 - 1.0
+        return from_uint8(out).to(images.device)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:

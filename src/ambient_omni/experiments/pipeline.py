@@ -193,6 +193,7 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
 
 def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
     """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them."""
+    from ambient_omni.data.imageset import to_uint8
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.metrics.evaluate import evaluate
     from ambient_omni.training.preview import save_grid
@@ -203,7 +204,7 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
     data = load_dataset(dataset_dir)
     seeds = list(range(ecfg["first_seed"], ecfg["first_seed"] + ecfg["n_samples"]))
     images, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"])
-    codes = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    codes = to_uint8(images).numpy()
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", images=codes, seeds=np.array(seeds))
     save_grid(out / "grid.png", images[:64], scale=2)

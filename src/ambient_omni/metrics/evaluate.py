@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ambient_omni.data.imageset import from_uint8
 from ambient_omni.errors import AmbientError
 from ambient_omni.metrics.cache import reference_statistics
 from ambient_omni.metrics.features import available_extractors, check_images, get_extractor
@@ -29,18 +30,13 @@ DEFAULT_REFERENCE = "fashion-mnist:test"
 DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
 
 
-def uint8_to_float(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``[0, 255]`` -> float32 ``[-1, 1]`` via ``x / 127.5 - 1``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 127.5 - 1
-
-
 def load_images(source: Any, what: str) -> torch.Tensor:
     """Images ``(N, C, H, W)`` float in [-1, 1] from a tensor/array, an ImageSet, a ``samples.npz``
     (``images`` uint8), a folder holding ``samples.npz`` or a dataset folder's ``images.npy``,
     or any spec that ``ambient_omni.data.readers.read_source`` accepts."""
     if isinstance(source, (torch.Tensor, np.ndarray)):
         images = torch.as_tensor(source)
-        images = uint8_to_float(images.numpy()) if images.dtype == torch.uint8 else images.float()
+        images = from_uint8(images) if images.dtype == torch.uint8 else images.float()
     elif hasattr(source, "images"):
         images = torch.as_tensor(source.images).float()
     else:
@@ -54,7 +50,7 @@ def _load_path(spec: str, what: str) -> torch.Tensor:
     if path.is_dir() and (path / "samples.npz").is_file():
         path = path / "samples.npz"
     elif path.is_dir() and (path / "images.npy").is_file():
-        return uint8_to_float(np.load(path / "images.npy", allow_pickle=False))
+        return from_uint8(np.load(path / "images.npy", allow_pickle=False))
     if path.suffix == ".npz" and path.is_file():
         with np.load(path, allow_pickle=False) as data:
             if "images" not in data:
@@ -62,7 +58,7 @@ def _load_path(spec: str, what: str) -> torch.Tensor:
             images = data["images"]
         if images.dtype != np.uint8 or images.ndim != 4:
             raise AmbientError(f"{path}: 'images' must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
-        return uint8_to_float(images)
+        return from_uint8(images)
     from ambient_omni.data.readers import read_source
 
     return torch.as_tensor(read_source(spec).images).float()

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ambient_omni.data.imageset import to_uint8
 from ambient_omni.errors import AmbientError
 from ambient_omni.metrics.cache import cache_root
 from ambient_omni.metrics.features import FeatureExtractor, register_extractor, resize
@@ -80,7 +81,7 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
 def data_sha256(images: torch.Tensor, labels: torch.Tensor) -> str:
     """sha256 over the shapes and bytes of the images quantised to uint8 (``round((x+1)*127.5)``)
     and the int64 labels; quantising makes the key immune to float round-off between readers."""
-    quantised = ((images.to(torch.float32) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    quantised = to_uint8(images)
     digest = hashlib.sha256()
     for tensor in (quantised.contiguous(), labels.to(torch.int64).contiguous()):
         digest.update(str(tuple(tensor.shape)).encode())
