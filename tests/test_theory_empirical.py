@@ -12,7 +12,6 @@ from ambient_omni.theory.empirical import (
     compare_with_contraction,
     measure_blur_distinguishability,
     plot_empirical,
-    read_idx_images,
 )
 
 
@@ -29,17 +28,6 @@ def idx_file(tmp_path: Path) -> Path:
     path = tmp_path / "images.gz"
     _write_idx(path, images, compress=True)
     return path
-
-
-def test_read_idx_roundtrip_and_errors(tmp_path: Path) -> None:
-    images = np.arange(2 * 3 * 4).reshape(2, 3, 4)
-    for compress in (True, False):
-        path = tmp_path / f"x{compress}"
-        _write_idx(path, images, compress)
-        assert np.array_equal(read_idx_images(path), images)
-    (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x01" + bytes(12))
-    with pytest.raises(AmbientError, match="IDX3"):
-        read_idx_images(tmp_path / "bad")
 
 
 def test_compare_with_contraction_recovers_one_over_sigma() -> None:

@@ -13,7 +13,6 @@ per sigma trained on noisy clean vs noisy blurred Fashion-MNIST images.
 
 from __future__ import annotations
 
-import gzip
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,20 +23,6 @@ import numpy as np
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_bytes
 from ambient_omni.theory.bounds import accuracy_to_tv, contraction_bound
-
-
-def read_idx_images(path: str | Path) -> np.ndarray:
-    """Read an IDX3 image file (optionally gzipped) as ``uint8 (N, H, W)``."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 16 or raw[:4] != b"\x00\x00\x08\x03":
-        raise AmbientError(f"{path}: not an IDX3 uint8 image file")
-    n, h, w = (int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in (1, 2, 3))
-    if len(raw) != 16 + n * h * w:
-        raise AmbientError(f"{path}: truncated IDX file ({len(raw)} bytes for {n} images of {h}x{w})")
-    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
 def compare_with_contraction(
@@ -115,11 +100,13 @@ def _split(images: np.ndarray, config: EmpiricalConfig) -> tuple["torch.Tensor",
     """Disjoint images for each class and split: clean and blurred never share a source image."""
     import torch
 
+    from ambient_omni.data.imageset import from_uint8
+
     half_train, half_test = config.n_train // 2, config.n_test // 2
     need = 2 * (half_train + half_test)
     if len(images) < need:
         raise AmbientError(f"the image file holds {len(images)} images; this configuration needs {need}")
-    x = torch.from_numpy(images[:need].astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+    x = from_uint8(images[:need].copy()).unsqueeze(1)
     parts = torch.split(x, [half_train, half_train, half_test, half_test])
     clean_train, blur_train, clean_test, blur_test = parts
     x_train = torch.cat([clean_train, _blur(blur_train, config.blur)])
@@ -167,7 +154,9 @@ def measure_blur_distinguishability(images_path: str | Path, config: EmpiricalCo
     import torch
     from tqdm import tqdm
 
-    data = _split(read_idx_images(images_path), config)
+    from ambient_omni.data.readers import read_idx
+
+    data = _split(read_idx(images_path, 3), config)
     x_test = data[2].flatten(1)
     diameter = float(torch.cdist(x_test, x_test).max())
     accuracies = [
