@@ -103,25 +103,38 @@ class AnnotationTable:
         ``clean`` -> (0, 0); ``corrupted:<spec>`` -> (``sigma_min``, 0);
         ``ood:<source>`` -> (inf, ``sigma_max``). The provenance is kept in ``extra``.
         """
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(provenance) != len(ids):
-            raise AmbientError(f"fixed annotations: {len(provenance)} provenance entries for {len(ids)} ids")
         if not (math.isfinite(sigma_min) and sigma_min > 0) or not (math.isfinite(sigma_max) and sigma_max >= 0):
             raise AmbientError(f"fixed annotations: need 0 < sigma_min < inf and 0 <= sigma_max < inf, got {sigma_min}, {sigma_max}")
+        rule = {"clean": (0.0, 0.0), "corrupted": (sigma_min, 0.0), "ood": (math.inf, sigma_max)}
+        return cls.by_provenance(ids, provenance, rule, "fixed", dataset_sha256,
+                                 {"rule": "fixed", "sigma_min": sigma_min, "sigma_max": sigma_max})
+
+    @classmethod
+    def by_provenance(
+        cls,
+        ids: Any,
+        provenance: list[str],
+        rule: dict[str, tuple[float, float]],
+        method: str,
+        dataset_sha256: str | None = None,
+        created_by: dict[str, Any] | None = None,
+    ) -> AnnotationTable:
+        """Every image gets ``rule[kind] = (sigma_min, sigma_max)`` by its provenance kind
+        (``clean`` / ``corrupted`` / ``ood``, the part before ``:``); a kind without a rule is an error.
+        The provenance is kept in ``extra``."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(provenance) != len(ids):
+            raise AmbientError(f"{method} annotations: {len(provenance)} provenance entries for {len(ids)} ids")
         lo, hi = np.zeros(len(ids)), np.zeros(len(ids))
         for k, prov in enumerate(provenance):
             kind = str(prov).split(":", 1)[0]
-            if kind == "corrupted":
-                lo[k] = sigma_min
-            elif kind == "ood":
-                lo[k], hi[k] = math.inf, sigma_max
-            elif kind != "clean":
-                raise AmbientError(f"fixed annotations: image {ids[k]} has unknown provenance {prov!r} "
-                                   "(expected clean, corrupted:<spec> or ood:<source>)")
+            if kind not in rule:
+                raise AmbientError(f"{method} annotations: image {ids[k]} has unknown provenance {prov!r} "
+                                   f"(expected {', '.join(sorted(rule))})")
+            lo[k], hi[k] = rule[kind]
         n = len(ids)
-        return cls(ids, lo, hi, ["fixed"] * n, [None] * n, [None] * n, [{"provenance": str(p)} for p in provenance],
-                   dataset_sha256=dataset_sha256,
-                   created_by={"rule": "fixed", "sigma_min": sigma_min, "sigma_max": sigma_max})
+        return cls(ids, lo, hi, [method] * n, [None] * n, [None] * n, [{"provenance": str(p)} for p in provenance],
+                   dataset_sha256=dataset_sha256, created_by=created_by or {"rule": method})
 
     def select(self, ids: Any, where: str = "annotation table") -> AnnotationTable:
         """The rows of ``ids``, in that order; missing or unknown ids are errors naming ``where``."""

@@ -106,22 +106,6 @@ def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -
     return Trainer(task, config, out).run()
 
 
-def by_provenance(ids: np.ndarray, provenance: list[str], rule: dict[str, tuple[float, float]],
-                  method: str) -> Any:
-    """Annotation table giving every image ``rule[kind] = (sigma_min, sigma_max)`` by its provenance kind."""
-    from ambient_omni.data.annotations import AnnotationTable
-
-    kinds = [p.split(":", 1)[0] for p in provenance]
-    missing = sorted(set(kinds) - set(rule))
-    if missing:
-        raise AmbientError(f"{method}: no rule for provenance {missing}")
-    lo = np.array([rule[k][0] for k in kinds], dtype=np.float64)
-    hi = np.array([rule[k][1] for k in kinds], dtype=np.float64)
-    n = len(ids)
-    return AnnotationTable(ids, lo, hi, [method] * n, [None] * n, [None] * n,
-                           [{"provenance": p} for p in provenance], created_by={"rule": method})
-
-
 def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
     """The annotation file of a cell's method (``None`` = every image clean: ``all-data``)."""
     from ambient_omni.data.annotations import AnnotationTable, write_annotations
@@ -133,12 +117,12 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
     data = load_dataset(dataset_dir)
     ids, prov = data.ids.numpy(), data.provenance
     if method == "clean-only":
-        table = by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0), "ood": (np.inf, 0.0)},
+        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0), "ood": (np.inf, 0.0)},
                               "clean-only")
     elif method == "fixed":
         table = AnnotationTable.fixed(ids, prov, sigma_min=float(cfg["sigma_min"]))
     elif method == "ood-fixed":
-        table = by_provenance(ids, prov, {"clean": (0.0, 0.0), "ood": (np.inf, float(cfg["sigma_max"]))}, "ood-fixed")
+        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "ood": (np.inf, float(cfg["sigma_max"]))}, "ood-fixed")
     elif method == "classifier":
         return classifier_annotations(cfg, dataset_dir, root)
     else:
