@@ -1,13 +1,22 @@
-"""Classifier task: batches (balanced, unbalanced, crops, ranks), truncated sigmas, learning a toy case."""
+"""Classifier task: batches (balanced, unbalanced, crops, ranks), truncated sigmas, learning a toy case;
+``train_classifier``: kind defaults, a loadable model folder that beats chance, bad settings."""
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from ambient_omni.annotate.classifier_task import ClassifierTask, accuracy_at, random_crops, truncated_lognormal
+from ambient_omni.annotate.classifier_task import (
+    ClassifierTask,
+    accuracy_at,
+    random_crops,
+    train_classifier,
+    truncated_lognormal,
+)
+from ambient_omni.errors import AmbientError
 from ambient_omni.networks.registry import build_network
-from ambient_omni.training.checkpoint import load_model
+from ambient_omni.training.checkpoint import load_model, read_model_config
 from ambient_omni.training.loop import Trainer, TrainConfig
 
 NET = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1}
@@ -64,6 +73,43 @@ def test_classifier_learns_a_separable_toy_case(tmp_path: Path) -> None:
     assert acc > 0.9, acc
     losses = [r["loss_mean"] for r in map(eval_line, (tmp_path / "run" / "log.jsonl").read_text().splitlines()) if "loss_mean" in r]
     assert losses[-1] < losses[0]
+
+
+def _smooth_and_noisy(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smooth 8x8 ramps (positives) and the same ramps plus strong noise (negatives)."""
+    gen = torch.Generator().manual_seed(0)
+    grid = torch.linspace(-1, 1, 8)
+    a, b = 0.5 * torch.rand(2, n, 1, 1, 1, generator=gen) - 0.25
+    smooth = a * grid[:, None] + b * grid[None, :]
+    return smooth, smooth + 0.5 * torch.randn(smooth.shape, generator=gen)
+
+
+def test_train_classifier_writes_a_model_that_beats_chance(tmp_path: Path) -> None:
+    pos, neg = _smooth_and_noisy()
+    folder = train_classifier(NET, pos, neg, tmp_path / "run", steps=40, batch_size=32, lr=3e-3,
+                              lr_rampup_images=64, ema_halflife_images=200, checkpoint_every=0, log_every=20,
+                              device="cpu", progress=False, info={"data": "toy"})
+    assert folder == tmp_path / "run" / "model"
+    settings = read_model_config(folder)["classifier"]
+    assert (settings["p_mean"], settings["p_std"], settings["sigma_cap"]) == (-1.2, 1.2, None)
+    assert settings["kind"] == "noise" and settings["data"] == "toy" and settings["crop_size"] is None
+    acc = accuracy_at(load_model(folder), pos, neg, 0.05, torch.Generator().manual_seed(1))
+    assert acc > 0.9, acc
+
+
+def test_train_classifier_crop_defaults_and_bad_settings(tmp_path: Path) -> None:
+    pos, neg = _smooth_and_noisy(8)
+    folder = train_classifier(NET, pos, neg, tmp_path / "crop", crop_size=4, steps=1, batch_size=4,
+                              checkpoint_every=0, device="cpu", progress=False)
+    settings = read_model_config(folder)["classifier"]
+    assert (settings["p_mean"], settings["p_std"], settings["sigma_cap"]) == (-2.3, 1.0, 0.5)
+    assert settings["kind"] == "crop" and settings["crop_size"] == 4
+    with pytest.raises(AmbientError, match="sigma-cap"):
+        train_classifier(NET, pos, neg, tmp_path / "bad", sigma_cap=float("inf"), steps=1)
+    with pytest.raises(AmbientError, match="kind 'classifier'"):
+        train_classifier({**NET, "kind": "encoder"}, pos, neg, tmp_path / "bad", steps=1)
+    with pytest.raises(AmbientError, match="crop size"):
+        train_classifier(NET, pos, neg, tmp_path / "bad", crop_size=0, steps=1)
 
 
 def eval_line(line: str) -> dict:

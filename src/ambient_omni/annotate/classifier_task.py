@@ -11,12 +11,17 @@ Batch ``k`` is a pure function of ``(seed, k)``:
 
 Loss per sample: ``BCE(f(x + sigma * eps, sigma), label)`` with ``sigma ~ LogNormal(p_mean, p_std)``,
 optionally truncated to ``sigma <= sigma_cap`` by the inverse CDF (crop classifiers work at low noise).
+
+:func:`train_classifier` is the one entry point that trains such a classifier into a run folder
+(used by ``ambient classifier train`` and the benchmark pipeline).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ambient_omni.errors import AmbientError
-from ambient_omni.networks.registry import network_config
+from ambient_omni.networks.registry import build_network, network_config
 from ambient_omni.seeding import generator
+from ambient_omni.training.loop import Trainer, TrainConfig
+
+NOISE_SIGMAS = (-1.2, 1.2, None)
+"""``(p_mean, p_std, sigma_cap)`` of a noise classifier: the denoiser's training log-normal."""
+CROP_SIGMAS = (-2.3, 1.0, 0.5)
+"""``(p_mean, p_std, sigma_cap)`` of a crop classifier: low noise only."""
 
 
 def truncated_lognormal(
@@ -133,6 +144,62 @@ class ClassifierTask:
         crop = f", {self.crop_size}x{self.crop_size} crops" if self.crop_size else ""
         return (f"classifier: {len(self.positives)} positive vs {len(self.negatives)} negative images, "
                 f"{'balanced' if self.balanced else 'unbalanced'} batches{crop}")
+
+
+def train_classifier(
+    network: dict[str, Any],
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    out: str | os.PathLike,
+    *,
+    crop_size: int | None = None,
+    balanced: bool = True,
+    p_mean: float | None = None,
+    p_std: float | None = None,
+    sigma_cap: float | None = None,
+    total_images: int = TrainConfig.total_images,
+    steps: int | None = None,
+    batch_size: int = TrainConfig.batch_size,
+    lr: float = TrainConfig.lr,
+    lr_rampup_images: int = TrainConfig.lr_rampup_images,
+    ema_halflife_images: float = TrainConfig.ema_halflife_images,
+    checkpoint_every: int = TrainConfig.checkpoint_every,
+    log_every: int = TrainConfig.log_every,
+    seed: int = 0,
+    device: str | None = None,
+    bf16: bool = True,
+    progress: bool = True,
+    info: dict[str, Any] | None = None,
+) -> Path:
+    """Train the classifier ``network`` (a ``kind: classifier`` config) on ``positives`` (1) vs
+    ``negatives`` (0) into the run folder ``out`` (resuming from its latest checkpoint); return the
+    model folder ``out/model`` with the final EMA weights.
+
+    ``crop_size = None``: a noise classifier on whole images; ``crop_size = C``: a crop classifier on
+    real ``C x C`` crops. ``p_mean`` / ``p_std`` / ``sigma_cap`` left ``None`` take the kind's defaults
+    (:data:`NOISE_SIGMAS`, :data:`CROP_SIGMAS`). Optimization defaults are :class:`TrainConfig`'s.
+    ``info`` is stored in the model config next to ``kind`` (``noise`` or ``crop``).
+    """
+    if network.get("kind") != "classifier":
+        raise AmbientError("classifier training needs a network config of kind 'classifier', "
+                           f"got {network.get('kind')!r}")
+    if crop_size is not None and crop_size < 1:
+        raise AmbientError(f"crop size must be a positive number of pixels, got {crop_size}")
+    defaults = NOISE_SIGMAS if crop_size is None else CROP_SIGMAS
+    p_mean = defaults[0] if p_mean is None else p_mean
+    p_std = defaults[1] if p_std is None else p_std
+    sigma_cap = defaults[2] if sigma_cap is None else sigma_cap
+    if sigma_cap is not None and not (sigma_cap > 0 and math.isfinite(sigma_cap)):
+        raise AmbientError(f"--sigma-cap must be a positive number, got {sigma_cap}")
+    kind = "noise" if crop_size is None else "crop"
+    task = ClassifierTask(build_network(network), positives, negatives, batch_size, balanced=balanced, p_mean=p_mean,
+                          p_std=p_std, sigma_cap=sigma_cap, crop_size=crop_size, seed=seed,
+                          info={"kind": kind, **(info or {})})
+    config = TrainConfig(total_images=total_images, steps=steps, batch_size=batch_size, lr=lr,
+                         lr_rampup_images=lr_rampup_images, ema_halflife_images=ema_halflife_images,
+                         checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, device=device, bf16=bf16,
+                         progress=progress)
+    return Trainer(task, config, out).run()
 
 
 def accuracy_at(model: nn.Module, positives: torch.Tensor, negatives: torch.Tensor, sigma: float,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 DESCRIPTION = """\
@@ -99,11 +98,9 @@ def _network(args: argparse.Namespace, channels: int) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Build the task and run the shared Trainer."""
-    from ambient_omni.annotate.classifier_task import ClassifierTask
+    """Train with :func:`~ambient_omni.annotate.classifier_task.train_classifier`."""
+    from ambient_omni.annotate.classifier_task import train_classifier
     from ambient_omni.errors import AmbientError
-    from ambient_omni.networks.registry import build_network
-    from ambient_omni.training.loop import Trainer, TrainConfig
 
     crop = args.kind == "crop"
     if crop and not args.crop_size:
@@ -111,20 +108,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.crop_size is not None and (not crop or args.crop_size < 1):
         raise AmbientError("--crop-size is a positive size for --kind crop only")
     positives, negatives, sources = _classes(args)
-    p_mean = args.p_mean if args.p_mean is not None else (-2.3 if crop else -1.2)
-    p_std = args.p_std if args.p_std is not None else (1.0 if crop else 1.2)
-    cap = args.sigma_cap if args.sigma_cap is not None else (0.5 if crop else None)
-    if cap is not None and not (cap > 0 and math.isfinite(cap)):
-        raise AmbientError("--sigma-cap must be a positive number")
-    model = build_network(_network(args, positives.shape[1]))
-    task = ClassifierTask(model, positives, negatives, args.batch, balanced=not args.unbalanced, p_mean=p_mean,
-                          p_std=p_std, sigma_cap=cap, crop_size=args.crop_size if crop else None, seed=args.seed,
-                          info={"kind": args.kind, **sources})
-    total = int((args.kimg if args.kimg is not None else 50.0) * 1000)
-    config = TrainConfig(total_images=total, steps=args.steps, batch_size=args.batch, lr=args.lr,
-                         lr_rampup_images=args.lr_rampup, ema_halflife_images=args.ema_halflife,
-                         checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed,
-                         device=args.device, bf16=not args.no_bf16, progress=not args.no_progress)
-    folder = Trainer(task, config, args.out).run()
+    folder = train_classifier(
+        _network(args, positives.shape[1]), positives, negatives, args.out, crop_size=args.crop_size if crop else None,
+        balanced=not args.unbalanced, p_mean=args.p_mean, p_std=args.p_std, sigma_cap=args.sigma_cap,
+        total_images=int((args.kimg if args.kimg is not None else 50.0) * 1000), steps=args.steps,
+        batch_size=args.batch, lr=args.lr, lr_rampup_images=args.lr_rampup, ema_halflife_images=args.ema_halflife,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed, device=args.device,
+        bf16=not args.no_bf16, progress=not args.no_progress, info=sources)
     print(f"classifier written to {folder}")
     return 0

@@ -91,19 +91,16 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
 
 def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -> Path:
     """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches)."""
-    from ambient_omni.annotate.classifier_task import ClassifierTask
+    from ambient_omni.annotate.classifier_task import train_classifier
     from ambient_omni.data.mixed import load_dataset
-    from ambient_omni.networks.registry import build_network, preset_config
-    from ambient_omni.training.loop import TrainConfig, Trainer
+    from ambient_omni.networks.registry import preset_config
 
     data = load_dataset(dataset_dir)
     clean = torch.tensor([p == "clean" for p in data.provenance])
-    network = build_network(preset_config(cfg["preset"], in_channels=int(data.images.shape[1])))
-    task = ClassifierTask(network, data.images[clean], data.images[~clean], batch_size=cfg["batch"],
-                          seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
-    config = TrainConfig(total_images=cfg["images"], batch_size=cfg["batch"], lr=cfg["lr"],
-                         checkpoint_every=cfg.get("checkpoint_every", 500), seed=cfg.get("seed", 0))
-    return Trainer(task, config, out).run()
+    network = preset_config(cfg["preset"], in_channels=int(data.images.shape[1]))
+    return train_classifier(network, data.images[clean], data.images[~clean], out, total_images=cfg["images"],
+                            batch_size=cfg["batch"], lr=cfg["lr"], checkpoint_every=cfg.get("checkpoint_every", 500),
+                            seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
 
 
 def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
