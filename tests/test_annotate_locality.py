@@ -1,4 +1,9 @@
-"""Locality: effective crop sizes, a monotone crop -> sigma_max map, and a measurement on an analytic local denoiser."""
+"""Locality: effective crop sizes, a monotone crop -> sigma_max map, a measurement on an analytic local denoiser,
+and the whole measurement on a dataset folder."""
+
+import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -6,7 +11,9 @@ import torch
 from torch import nn
 
 from ambient_omni.annotate import locality
+from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
 from ambient_omni.errors import AmbientError
+from ambient_omni.training.checkpoint import build_model, save_model
 
 
 def test_map_is_monotone_on_synthetic_noisy_data() -> None:
@@ -66,3 +73,29 @@ def test_read_crop_map_rejects_non_monotone() -> None:
         locality.read_crop_map({"crop_to_sigma_max": {"4": 0.2, "8": 0.1}}, "f.json")
     with pytest.raises(AmbientError):
         locality.read_crop_map({}, "f.json")
+
+
+def test_default_crop_sizes() -> None:
+    assert locality.default_crop_sizes(8) == [4, 6, 8]
+    assert locality.default_crop_sizes(11, patch=5) == [5, 7, 9, 11]
+
+
+def _dataset(folder: Path, provenance: list[str]) -> Any:
+    n = len(provenance)
+    codes = np.random.default_rng(0).integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)
+    write_dataset(folder, MixedData(codes, np.zeros(n, dtype=np.int64), ["t"] * n, np.arange(n), provenance, 0))
+    return load_dataset(folder)
+
+
+def test_dataset_locality_writes_the_plot_and_the_report(tmp_path: Path) -> None:
+    net = {"kind": "unet", "in_channels": 1, "out_channels": 1, "model_channels": 4, "channel_mult": [1],
+           "num_blocks": 1}
+    config = {"kind": "denoiser", "network": net}
+    save_model(tmp_path / "den", build_model(config), config)
+    data = _dataset(tmp_path / "d", ["clean", "clean", "ood:x"])
+    out = tmp_path / "sub" / "loc.json"
+    report = locality.dataset_locality(tmp_path / "den", data, out, sigmas=[0.1, 0.5], device="cpu")
+    assert report["crop_sizes"] == [4, 6, 8] and report["images"] == 2 and report["model"] == str(tmp_path / "den")
+    assert json.loads(out.read_text()) == report and out.with_suffix(".png").is_file()
+    with pytest.raises(AmbientError, match="no clean images"):
+        locality.dataset_locality(tmp_path / "den", _dataset(tmp_path / "o", ["ood:x"]), out, device="cpu")

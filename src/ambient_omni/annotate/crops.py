@@ -7,16 +7,24 @@ anchored at the top-left corner), each noised at a small ``sigma`` with noise se
 ``C*`` = the largest ``C`` with ``q_C > threshold`` (default 0.25: the crops still fool the
 classifier), and ``sigma_max = map(C*)`` from the locality measurement (0 if no size fools it).
 OOD images get ``sigma_min = inf`` (never used at high noise).
+
+:func:`annotate_dataset` is the whole annotation of a dataset folder (``ambient annotate crops`` and the
+benchmark pipeline's ``ood-crops`` method): load the classifiers and the map, annotate, write the file.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ambient_omni.data.annotations import AnnotationTable
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import generators
 
@@ -90,3 +98,77 @@ def sizes_in(values: Sequence[int]) -> list[int]:
     if len(set(values)) != len(values):
         raise AmbientError(f"two crop classifiers share a crop size: {sorted(values)}")
     return sorted(values)
+
+
+def load_classifiers(paths: Sequence[str | os.PathLike], device: torch.device) -> dict[int, nn.Module]:
+    """Crop classifiers (run or model folders) keyed by the crop size each was trained on."""
+    from ambient_omni.training.checkpoint import load_model, model_folder, read_model_config
+
+    classifiers = {}
+    for path in paths:
+        folder = model_folder(path)
+        size = classifier_crop_size(read_model_config(folder), str(folder))
+        if size in classifiers:
+            raise AmbientError(f"two crop classifiers share crop size {size}")
+        classifiers[size] = load_model(folder).to(device)
+    return classifiers
+
+
+def ood_ids(data: Any) -> np.ndarray:
+    """Ids of the ``ood:*`` images of ``data``; an error if there are none or if some are corrupted."""
+    kinds = [p.split(":", 1)[0] for p in data.provenance]
+    if "corrupted" in kinds:
+        raise AmbientError(f"{data.path}: has corrupted images; annotate them with `ambient annotate noise` and "
+                           "merge the two files with `ambient annotations merge`")
+    ood = np.array([i for i, k in enumerate(kinds) if k == "ood"], dtype=np.int64)
+    if not len(ood):
+        raise AmbientError(f"{data.path}: no ood:* images to annotate")
+    return ood
+
+
+def crops_table(data: Any, ood: np.ndarray, result: Mapping[str, Any], classifiers: str, threshold: float,
+                created_by: dict[str, Any]) -> AnnotationTable:
+    """Annotation table: ``ood`` images ``(inf, sigma_max)`` with their chosen crop size and mean
+    ``P(target)`` per size as extras; every other (clean) image ``(0, 0)``."""
+    n = len(data)
+    is_ood = np.zeros(n, dtype=bool)
+    is_ood[ood] = True
+    sigma_min, sigma_max = np.zeros(n), np.zeros(n)
+    sigma_min[ood], sigma_max[ood] = math.inf, result["sigma_max"]
+    extra = [{"provenance": p} for p in data.provenance]
+    for k, i in enumerate(ood.tolist()):
+        extra[i]["crop_size"] = int(result["crop_size"][k])
+        extra[i]["mean_p_target"] = {str(c): float(m[k]) for c, m in result["mean_probs"].items()}
+    return AnnotationTable(np.arange(n), sigma_min, sigma_max, ["crops" if o else "clean" for o in is_ood],
+                           [classifiers if o else None for o in is_ood], [threshold if o else None for o in is_ood],
+                           extra, n, data.sha256, created_by)
+
+
+def annotate_dataset(classifiers: Sequence[str | os.PathLike], locality: str | os.PathLike, data: Any,
+                     out: str | os.PathLike, *, sigma: float = 0.05, threshold: float = 0.25, seed: int = 0,
+                     batch_size: int = 1024, device: str | None = None) -> AnnotationTable:
+    """sigma_max of the ``ood:*`` images of ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`)
+    from the crop ``classifiers`` (run or model folders) and the ``ambient locality`` JSON ``locality``.
+
+    Writes the picture ``OUT-crops.png`` (per-crop ``P(target)`` of the first OOD image), then the
+    annotation file ``out`` (so the file marks both done); returns the table.
+    """
+    from ambient_omni.annotate import plots
+    from ambient_omni.annotate.locality import read_crop_map
+    from ambient_omni.data.annotations import write_annotations
+    from ambient_omni.device import pick_device
+    from ambient_omni.files import read_json
+
+    dev = pick_device(device)
+    ood = ood_ids(data)
+    crop_map = read_crop_map(read_json(locality), str(locality))
+    models = load_classifiers(classifiers, dev)
+    images = data.images[torch.as_tensor(ood)].to(dev)
+    result = annotate_crops(models, images, ood, crop_map, sigma, threshold, seed, batch_size)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    plots.plot_crop_probabilities(f"{Path(out).with_suffix('')}-crops.png", data.images[int(ood[0])].numpy(),
+                                  {c: p[0] for c, p in result["per_crop"].items()}, threshold)
+    table = crops_table(data, ood, result, ",".join(map(str, classifiers)), threshold,
+                        {"rule": "crops", "locality": str(locality), "sigma": sigma, "threshold": threshold})
+    write_annotations(out, table)
+    return table

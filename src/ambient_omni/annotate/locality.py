@@ -14,11 +14,16 @@ Effective crop size at sigma: the smallest ``C`` with ``err(C, sigma) - err(full
 It should grow with sigma; we enforce it with a running maximum over increasing sigma. Then
 ``sigma_max(C) = the largest grid sigma whose (monotone) effective size is <= C`` (0 if none), which
 is therefore non-decreasing in ``C``.
+
+:func:`dataset_locality` is the whole measurement on a dataset folder's clean images (``ambient locality``
+and the benchmark pipeline's ``ood-crops`` method): measure, report, write the JSON and its plot.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,9 @@ from torch import nn
 
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import generators
+
+DEFAULT_SIGMAS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.35, 0.5, 0.7, 1.0, 1.5)
+"""The sigma grid of ``ambient locality``."""
 
 
 def window(h: int, w: int, size: int, center: tuple[int, int]) -> tuple[int, int]:
@@ -135,3 +143,38 @@ def read_crop_map(data: dict[str, Any], where: str) -> dict[int, float]:
     if any(v < 0 for v in values) or any(b < a for a, b in zip(values, values[1:])):
         raise AmbientError(f"{where}: crop_to_sigma_max must be non-negative and non-decreasing in the crop size")
     return mapping
+
+
+def default_crop_sizes(size: int, patch: int = 2) -> list[int]:
+    """Crop sizes ``max(patch, 4), +2, ...`` below the image ``size``, then ``size`` itself."""
+    return list(range(max(patch, 4), size, 2)) + [size]
+
+
+def dataset_locality(model: str | os.PathLike, data: Any, out: str | os.PathLike, *, images: int = 256,
+                     sigmas: Sequence[float] = DEFAULT_SIGMAS, crop_sizes: Sequence[int] | None = None,
+                     patch: int = 2, tol: float = 1e-3, seed: int = 0, batch_size: int = 256,
+                     device: str | None = None) -> dict[str, Any]:
+    """Locality report of the denoiser at ``model`` (run or model folder) on the first ``images`` clean
+    images of ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`), at ``crop_sizes`` (default
+    :func:`default_crop_sizes`). Writes the plot ``OUT.png``, then the JSON ``out`` (so the JSON marks
+    both done); returns the report.
+    """
+    from ambient_omni.annotate import plots
+    from ambient_omni.device import pick_device
+    from ambient_omni.files import write_json
+    from ambient_omni.training.checkpoint import load_model, model_folder
+
+    clean = torch.tensor([p == "clean" for p in data.provenance])
+    if not clean.any():
+        raise AmbientError(f"{data.path}: no clean images to measure locality on")
+    dev = pick_device(device)
+    x = data.images[clean][:images].to(dev)
+    side = min(x.shape[-2:])
+    sizes = list(crop_sizes) if crop_sizes is not None else default_crop_sizes(side, patch)
+    folder = model_folder(model)
+    result = measure_locality(load_model(folder).to(dev), x, sigmas, sizes, patch, seed, batch_size)
+    report = {**locality_report(result, side, tol), "model": str(folder)}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    plots.plot_locality(str(Path(out).with_suffix(".png")), report)
+    write_json(out, report)
+    return report

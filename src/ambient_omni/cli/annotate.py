@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _write_table(out: str, table: Any) -> None:
-    from ambient_omni.data.annotations import summarize, write_annotations
+    from ambient_omni.data.annotations import write_annotations
 
     write_annotations(out, table)
+    _print_written(out, table)
+
+
+def _print_written(out: str, table: Any) -> None:
+    from ambient_omni.data.annotations import summarize
+
     print(f"wrote {out}: {json.dumps(summarize(table), default=str)[:400]}")
 
 
@@ -151,53 +156,13 @@ def _compare(args: argparse.Namespace, prob: Any, data: Any, table: Any) -> None
 
 
 def run_crops(args: argparse.Namespace) -> int:
-    """Crop-classifier sigma_max for the ood:* images."""
-    import numpy as np
-    import torch
-
-    from ambient_omni.annotate import crops, plots
-    from ambient_omni.annotate.locality import read_crop_map
-    from ambient_omni.data.annotations import AnnotationTable
+    """Crop-classifier sigma_max for the ood:* images (:func:`~ambient_omni.annotate.crops.annotate_dataset`)."""
+    from ambient_omni.annotate import crops
     from ambient_omni.data.mixed import load_dataset
-    from ambient_omni.device import pick_device
-    from ambient_omni.errors import AmbientError
-    from ambient_omni.files import read_json
-    from ambient_omni.training.checkpoint import load_model, model_folder, read_model_config
 
-    device = pick_device(args.device)
-    data = load_dataset(args.data)
-    kinds = [p.split(":", 1)[0] for p in data.provenance]
-    if "corrupted" in kinds:
-        raise AmbientError(f"{args.data}: has corrupted images; annotate them with `ambient annotate noise` and "
-                           "merge the two files with `ambient annotations merge`")
-    ood = np.array([i for i, k in enumerate(kinds) if k == "ood"], dtype=np.int64)
-    if not len(ood):
-        raise AmbientError(f"{args.data}: no ood:* images to annotate")
-    crop_map = read_crop_map(read_json(args.locality), args.locality)
-    classifiers = {}
-    for path in args.classifiers.split(","):
-        folder = model_folder(path.strip())
-        size = crops.classifier_crop_size(read_model_config(folder), str(folder))
-        if size in classifiers:
-            raise AmbientError(f"two crop classifiers share crop size {size}")
-        classifiers[size] = load_model(folder).to(device)
-    images = data.images[torch.as_tensor(ood)].to(device)
-    result = crops.annotate_crops(classifiers, images, ood, crop_map, args.sigma, args.threshold, args.seed, args.batch)
-    n = len(data)
-    sigma_min, sigma_max = np.zeros(n), np.zeros(n)
-    sigma_min[ood], sigma_max[ood] = math.inf, result["sigma_max"]
-    extra = [{"provenance": p} for p in data.provenance]
-    for k, i in enumerate(ood.tolist()):
-        extra[i]["crop_size"] = int(result["crop_size"][k])
-        extra[i]["mean_p_target"] = {str(c): float(result["mean_probs"][c][k]) for c in classifiers}
-    table = AnnotationTable(np.arange(n), sigma_min, sigma_max, ["crops" if k == "ood" else "clean" for k in kinds],
-                            [args.classifiers if k == "ood" else None for k in kinds],
-                            [args.threshold if k == "ood" else None for k in kinds], extra, n, data.sha256,
-                            {"rule": "crops", "locality": args.locality, "sigma": args.sigma, "threshold": args.threshold})
-    _write_table(args.out, table)
-    picture = f"{Path(args.out).with_suffix('')}-crops.png"
-    plots.plot_crop_probabilities(picture, data.images[int(ood[0])].numpy(),
-                                  {c: p[0] for c, p in result["per_crop"].items()}, args.threshold)
-    print(f"picture: {picture}")
+    classifiers = [path.strip() for path in args.classifiers.split(",")]
+    table = crops.annotate_dataset(classifiers, args.locality, load_dataset(args.data), args.out, sigma=args.sigma,
+                                   threshold=args.threshold, seed=args.seed, batch_size=args.batch, device=args.device)
+    _print_written(args.out, table)
+    print(f"picture: {Path(args.out).with_suffix('')}-crops.png")
     return 0
-

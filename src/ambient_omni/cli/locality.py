@@ -35,36 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, write the JSON and the plot."""
-    import torch
-
-    from ambient_omni.annotate import locality, plots
-    from ambient_omni.training.checkpoint import model_folder
+    """Measure, write the JSON and the plot (:func:`~ambient_omni.annotate.locality.dataset_locality`)."""
+    from ambient_omni.annotate import locality
     from ambient_omni.data.mixed import load_dataset
-    from ambient_omni.device import pick_device
     from ambient_omni.errors import AmbientError
-    from ambient_omni.files import write_json
-    from ambient_omni.training.checkpoint import load_model
 
-    device = pick_device(args.device)
-    data = load_dataset(args.data)
-    clean = torch.tensor([p == "clean" for p in data.provenance])
-    if not clean.any():
-        raise AmbientError(f"{args.data}: no clean images to measure locality on")
-    images = data.images[clean][: args.images].to(device)
-    h, w = images.shape[-2:]
     try:
         sigmas = [float(s) for s in args.sigmas.split(",")]
-        sizes = ([int(c) for c in args.crop_sizes.split(",")] if args.crop_sizes
-                 else list(range(max(args.patch, 4), min(h, w), 2)) + [min(h, w)])
+        sizes = [int(c) for c in args.crop_sizes.split(",")] if args.crop_sizes else None
     except ValueError:
         raise AmbientError("--sigmas and --crop-sizes must be comma-separated numbers") from None
-    model = load_model(model_folder(args.model)).to(device)
-    result = locality.measure_locality(model, images, sigmas, sizes, args.patch, args.seed, args.batch)
-    report = locality.locality_report(result, min(h, w), args.tol)
-    report["model"] = str(model_folder(args.model))
-    write_json(args.out, report)
-    picture = str(Path(args.out).with_suffix(".png"))
-    plots.plot_locality(picture, report)
-    print(f"wrote {args.out} and {picture}; crop size -> sigma_max: {report['crop_to_sigma_max']}")
+    report = locality.dataset_locality(args.model, load_dataset(args.data), args.out, images=args.images,
+                                       sigmas=sigmas, crop_sizes=sizes, patch=args.patch, tol=args.tol,
+                                       seed=args.seed, batch_size=args.batch, device=args.device)
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}; "
+          f"crop size -> sigma_max: {report['crop_to_sigma_max']}")
     return 0

@@ -1,8 +1,9 @@
 """The benchmark runner: every cell of a recipe, resumable, with ``results.json`` and ``results.md``.
 
-Layout of ``OUT``: ``datasets/``, ``classifiers/``, ``annotations/`` (shared stages),
-``cells/<cell>/run`` (training run), ``cells/<cell>/samples`` (samples + metrics),
-``cells/<cell>/result.json`` (written last: the cell is done), ``results.json``, ``results.md``.
+Layout of ``OUT``: ``datasets/``, ``classifiers/``, ``annotations/``, ``denoisers/``, ``locality/``
+(shared stages; the last two for ``ood-crops``), ``cells/<cell>/run`` (training run),
+``cells/<cell>/samples`` (samples + metrics), ``cells/<cell>/result.json`` (written last: the cell
+is done), ``results.json``, ``results.md``.
 A cell is rerun only if its ``result.json`` is missing or was made for a different configuration.
 """
 

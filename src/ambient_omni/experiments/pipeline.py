@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ambient_omni.annotate.locality import DEFAULT_SIGMAS
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import read_json, write_json
 
@@ -27,7 +28,14 @@ DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr":
                  "ema_halflife": 10_000, "checkpoint_every": 500}
 DEFAULT_CLASSIFIER = {"preset": "fmnist-classifier", "images": 100_000, "batch": 64, "lr": 1e-3,
                       "annotate_method": "fast", "tau": 0.45}
-ANNOTATION_KEYS = ("span", "grid_size", "draws", "stride", "window", "back", "max_points", "seed")
+ANNOTATION_KEYS = ("span", "grid_size", "draws", "stride", "window", "back", "max_points", "margin", "seed")
+DEFAULT_CROPS = {"seed": 0, "crop_sizes": None, "sigmas": list(DEFAULT_SIGMAS), "locality_images": 256, "patch": 2,
+                 "tol": 1e-3, "preset": "fmnist-classifier", "network": {}, "images": 50_000, "batch": 64, "lr": 2e-3,
+                 "lr_rampup": 2000, "ema_halflife": 2000, "checkpoint_every": 500, "sigma": 0.05, "threshold": 0.25}
+"""``[base.crops]`` of an ``ood-crops`` cell: locality (``sigmas``, ``patch``, ``tol``, ``locality_images``),
+crop classifiers (``crop_sizes``: default 4, 8, 12, 16 below the image size; ``preset`` + ``network``
+overrides and training as ``ambient classifier train --kind crop``), annotation (``sigma``, ``threshold``);
+``seed`` seeds the shared stages (target-only denoiser, classifiers, crop noise)."""
 DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
                 "reference": "fashion-mnist:test", "n_ref": None, "batch": 256}
 
@@ -122,6 +130,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
         table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "ood": (np.inf, float(cfg["sigma_max"]))}, "ood-fixed")
     elif method == "classifier":
         return classifier_annotations(cfg, dataset_dir, root)
+    elif method == "ood-crops":
+        return crops_annotations(cfg, dataset_dir, root)
     else:
         raise AmbientError(f"method {method!r} is not available in the pipeline yet")
     table.dataset_sha256 = data.sha256
@@ -153,10 +163,88 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
     return out
 
 
+def _target_denoiser(cfg: dict[str, Any], dataset_dir: Path, root: Path, seed: int) -> tuple[Path, str]:
+    """The cell's denoiser trained on the target (clean) images only, once per dataset, train settings and
+    seed: ``root/denoisers/<dataset>-target-only-<hash>``; returns its model folder and the hash."""
+    annotations = make_annotations({"method": "clean-only"}, dataset_dir, root)
+    train = {**DEFAULT_TRAIN, **cfg.get("train", {})}
+    key = config_hash({"data": dataset_dir.name, "train": train, "seed": seed, "annotations": annotations.name})
+    run = root / "denoisers" / f"{dataset_dir.name}-target-only-{key}"
+    return train_denoiser({"train": train, "seed": seed}, dataset_dir, annotations, run), key
+
+
+def _crop_classifier(data: Any, dataset_dir: Path, ccfg: dict[str, Any], size: int, root: Path) -> tuple[Path, str]:
+    """Crop classifier of size ``size`` (clean crops positive, ood:* crops negative), once per dataset and
+    settings: ``root/classifiers/<dataset>-crop<size>-<hash>``; returns its model folder and the hash."""
+    from ambient_omni.annotate.classifier_task import train_classifier
+    from ambient_omni.networks.registry import preset_config
+
+    train_keys = ("seed", "preset", "network", "images", "batch", "lr", "lr_rampup", "ema_halflife")
+    key = config_hash({"data": dataset_dir.name, "crop_size": size, **{k: ccfg[k] for k in train_keys}})
+    run = root / "classifiers" / f"{dataset_dir.name}-crop{size}-{key}"
+    if (run / "model" / "model.safetensors").is_file():
+        return run / "model", key
+    kinds = [p.split(":", 1)[0] for p in data.provenance]
+    network = preset_config(ccfg["preset"], in_channels=int(data.images.shape[1]), **ccfg["network"])
+    folder = train_classifier(
+        network, data.images[torch.tensor([k == "clean" for k in kinds])],
+        data.images[torch.tensor([k == "ood" for k in kinds])], run, crop_size=size, total_images=ccfg["images"],
+        batch_size=ccfg["batch"], lr=ccfg["lr"], lr_rampup_images=ccfg["lr_rampup"],
+        ema_halflife_images=ccfg["ema_halflife"], checkpoint_every=ccfg["checkpoint_every"], seed=ccfg["seed"],
+        info={"data": str(dataset_dir)})
+    return folder, key
+
+
+def _locality_map(cfg: dict[str, Any], data: Any, dataset_dir: Path, ccfg: dict[str, Any], sizes: list[int],
+                  root: Path) -> tuple[Path, str]:
+    """Locality JSON of the target-only denoiser at the default crop sizes and ``sizes``, once per denoiser
+    and settings: ``root/locality/<dataset>-<hash>.json``; returns its path and the hash."""
+    from ambient_omni.annotate import locality
+
+    denoiser, den_key = _target_denoiser(cfg, dataset_dir, root, int(ccfg["seed"]))
+    side = int(min(data.images.shape[-2:]))
+    loc_sizes = sorted(set(locality.default_crop_sizes(side, ccfg["patch"])) | set(sizes))
+    loc_keys = ("sigmas", "locality_images", "patch", "tol", "seed")
+    key = config_hash({"denoiser": den_key, "crop_sizes": loc_sizes, **{k: ccfg[k] for k in loc_keys}})
+    out = root / "locality" / f"{dataset_dir.name}-{key}.json"
+    if not out.exists():
+        locality.dataset_locality(denoiser, data, out, images=ccfg["locality_images"], sigmas=ccfg["sigmas"],
+                                  crop_sizes=loc_sizes, patch=ccfg["patch"], tol=ccfg["tol"], seed=ccfg["seed"])
+    return out, key
+
+
+def crops_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
+    """sigma_max of the cell's ood:* images (PAPER 2.4), every stage computed once and cached under ``root``:
+    a denoiser on the target images only, its locality map (``root/locality/``), one crop classifier per
+    crop size, then the crop annotation (``root/annotations/``, with its ``-crops.png`` picture)."""
+    from ambient_omni.annotate import crops
+    from ambient_omni.data.mixed import load_dataset
+
+    ccfg = {**DEFAULT_CROPS, **cfg.get("crops", {})}
+    data = load_dataset(dataset_dir)
+    crops.ood_ids(data)  # fail before any training if there is nothing to annotate
+    side = int(min(data.images.shape[-2:]))
+    sizes = sorted(ccfg["crop_sizes"] or [c for c in (4, 8, 12, 16) if c < side])
+    if not sizes:
+        raise AmbientError(f"{dataset_dir}: no default crop size fits {side}-pixel images; set crops.crop_sizes")
+    loc, loc_key = _locality_map(cfg, data, dataset_dir, ccfg, sizes, root)
+    classifiers = [_crop_classifier(data, dataset_dir, ccfg, size, root) for size in sizes]
+    key = config_hash({"locality": loc_key, "classifiers": [k for _, k in classifiers],
+                       **{k: ccfg[k] for k in ("sigma", "threshold", "seed")}})
+    out = root / "annotations" / f"{dataset_dir.name}-ood-crops-{key}.jsonl"
+    if not out.exists():
+        crops.annotate_dataset([folder for folder, _ in classifiers], loc, data, out, sigma=ccfg["sigma"],
+                               threshold=ccfg["threshold"], seed=ccfg["seed"])
+    return out
+
+
 # ----------------------------------------------------------------------------- train, sample, evaluate
 
 def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | None, run: Path) -> Path:
-    """Train the cell's denoiser (resuming from the run's latest checkpoint) and return ``run/model``."""
+    """Train the cell's denoiser (resuming from the run's latest checkpoint) and return ``run/model``.
+
+    ``train`` settings: ``DEFAULT_TRAIN`` keys, plus ``network`` (overrides of the preset's network config).
+    """
     from ambient_omni.training.loop import TrainConfig, Trainer
     from ambient_omni.training.tasks import DenoiserSettings, DenoiserTask
 
@@ -164,7 +252,8 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     if (run / "model" / "model.safetensors").is_file():
         return run / "model"
     settings = DenoiserSettings(data=str(dataset_dir), annotations=str(annotations) if annotations else None,
-                                preset=tcfg["preset"], batch_size=tcfg["batch"], seed=int(cfg["seed"]),
+                                preset=tcfg["preset"], network_overrides=tcfg.get("network", {}),
+                                batch_size=tcfg["batch"], seed=int(cfg["seed"]),
                                 ambient_weight=tcfg.get("ambient_weight", True), buffer_s=tcfg.get("buffer_s", 4.0))
     config = TrainConfig(total_images=tcfg["images"], batch_size=tcfg["batch"], lr=tcfg["lr"],
                          lr_rampup_images=tcfg["lr_rampup"], ema_halflife_images=tcfg["ema_halflife"],

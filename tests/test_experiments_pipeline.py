@@ -1,0 +1,56 @@
+"""Bench pipeline stages: the ``ood-crops`` annotation of a tiny OOD cell, end to end and cached."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ambient_omni.data.annotations import read_annotations
+from ambient_omni.experiments import pipeline
+from ambient_omni.files import read_json
+
+TINY_NET = {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1}
+
+
+def _ood_cell(tmp_path: Path) -> dict:
+    """16 smooth 12x12 target images and 32 noisy OOD ones, tiny networks, a few hundred images per model."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 12)
+    smooth = 128 + 100 * (rng.uniform(-1, 1, (48, 1, 1)) * ramp[:, None] + rng.uniform(-1, 1, (48, 1, 1)) * ramp)
+    noisy = smooth[16:] + rng.normal(0, 40, (32, 12, 12))
+    np.save(tmp_path / "target.npy", smooth[:16].clip(0, 255).astype(np.uint8))
+    np.save(tmp_path / "ood.npy", noisy.clip(0, 255).astype(np.uint8))
+    return {"target": f"array:{tmp_path / 'target.npy'}", "ood": f"array:{tmp_path / 'ood.npy'}", "data_seed": 0,
+            "method": "ood-crops", "seed": 1,
+            "train": {"images": 192, "batch": 16, "lr_rampup": 64, "ema_halflife": 64, "network": TINY_NET},
+            "crops": {"preset": "fmnist-classifier-small", "network": TINY_NET, "images": 192, "batch": 16,
+                      "lr_rampup": 64, "ema_halflife": 64, "locality_images": 8, "sigmas": [0.05, 0.2, 1.0]}}
+
+
+def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, root = _ood_cell(tmp_path), tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    path = pipeline.make_annotations(cfg, dataset, root)
+    table = read_annotations(path)
+    ood = np.array([e["provenance"].startswith("ood:") for e in table.extra])
+    assert ood.sum() == 32
+    assert np.all(table.sigma_min[~ood] == 0) and np.all(table.sigma_max[~ood] == 0)
+    assert np.all(np.isinf(table.sigma_min[ood]))
+    assert np.all(np.isfinite(table.sigma_max[ood])) and np.all(table.sigma_max[ood] >= 0)
+    (locality,) = (root / "locality").glob("*.json")
+    crop_map = read_json(locality)["crop_to_sigma_max"]
+    assert set(crop_map) >= {"4", "8"}
+    allowed = {0.0, *crop_map.values()}
+    assert all(any(math.isclose(v, a) for a in allowed) for v in table.sigma_max[ood])
+    assert Path(f"{path.with_suffix('')}-crops.png").is_file()
+    assert len(list((root / "classifiers").glob("*-crop4-*"))) == 1
+    assert len(list((root / "classifiers").glob("*-crop8-*"))) == 1
+    # every stage is cached: a second cell (another training seed) trains nothing and reuses the file
+    for name in ("training.loop.Trainer.run", "annotate.locality.dataset_locality", "annotate.crops.annotate_dataset"):
+        monkeypatch.setattr(f"ambient_omni.{name}", _fail)
+    assert pipeline.make_annotations({**cfg, "seed": 2}, dataset, root) == path
+
+
+def _fail(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a cached stage ran again")
