@@ -113,3 +113,37 @@ def test_backward_reaches_every_parameter() -> None:
 def test_init_args_are_json() -> None:
     net = UNet(1, 2, **_tiny())
     assert net.init_args["channel_mult"] == [1, 2, 2] and net.init_args["out_channels"] == 2
+
+
+def test_blocks_per_level_and_input_skip() -> None:
+    net = UNet(1, 1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=[1, 2, 3], input_skip=True)
+    assert [len(level) for level in net.encoder.levels] == [1, 2, 3]
+    assert [len(level) for level in net.up_levels] == [3, 2, 1]
+    # the last decoder level takes h (16, from level 1) + skip_0 (8) + conv_in(x) (8) channels
+    assert net.up_levels[-1][0].conv1.in_channels == 32
+    x = torch.randn(2, 1, 13, 9)
+    assert net(x, torch.zeros(2)).shape == x.shape
+    plain = UNet(1, 1, model_channels=8, channel_mult=(1, 2, 2), num_blocks=[1, 2, 3])
+    assert plain.up_levels[-1][0].conv1.in_channels == 24
+    with pytest.raises(AmbientError, match="num_blocks"):
+        UNet(1, 1, channel_mult=(1, 2), num_blocks=[1, 2, 3])
+    with pytest.raises(AmbientError, match="num_blocks"):
+        UNet(1, 1, channel_mult=(1, 2), num_blocks=[1, 0])
+
+
+def test_input_skip_is_a_path_from_input_to_output() -> None:
+    """Perturbing one input pixel changes that output pixel through conv_in -> last level alone."""
+    net = UNet(1, 1, model_channels=8, channel_mult=(1, 2), num_blocks=1, input_skip=True)
+    x = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    net(x, torch.zeros(1))[0, 0, 4, 4].backward()
+    assert x.grad[0, 0, 4, 4] != 0
+
+
+def test_group_norm_groups_divide_the_channels() -> None:
+    from ambient_omni.networks.unet import _groups
+
+    for channels in (1, 3, 8, 32, 96, 128, 144, 160, 200):
+        g = _groups(channels)
+        assert channels % g == 0 and g <= 32 and (g == 1 or channels // g >= 4)
+    assert _groups(144) == 24 and _groups(128) == 32
+    UNet(1, 1, model_channels=48, channel_mult=(1, 3), num_blocks=1)  # 144 channels: used to fail

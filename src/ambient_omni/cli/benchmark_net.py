@@ -127,7 +127,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="fmnist-base", help="network preset (default fmnist-base)")
     p.add_argument("--channels", type=int, help="override model_channels of the preset")
     p.add_argument("--channel-mult", help="override channel_mult, e.g. 1,2,2")
-    p.add_argument("--blocks", type=int, help="override num_blocks per level")
+    p.add_argument("--blocks", help="override num_blocks: one count for every level or one per level, e.g. 1,2,2")
+    p.add_argument("--attn-levels", help="override attn_levels, e.g. 2 (comma-separated; 'none' for no attention)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--resolution", default="28", help="image size: N or HxW (default 28)")
     p.add_argument("--channels-in", type=int, default=1, help="image channels (default 1)")
@@ -186,7 +187,11 @@ def _build(args: argparse.Namespace, size: tuple[int, int], baseline: bool) -> n
     if args.channel_mult:
         overrides["channel_mult"] = [int(v) for v in args.channel_mult.split(",")]
     if args.blocks:
-        overrides["num_blocks"] = args.blocks
+        counts = [int(v) for v in args.blocks.split(",")]
+        overrides["num_blocks"] = counts[0] if len(counts) == 1 else counts
+    if args.attn_levels:
+        text = args.attn_levels.strip().lower()
+        overrides["attn_levels"] = [] if text == "none" else [int(v) for v in text.split(",")]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         if baseline:

@@ -26,7 +26,7 @@ class NoiseClassifier(nn.Module):
         in_channels: int,
         model_channels: int = 32,
         channel_mult: Sequence[int] = (1, 2, 2),
-        num_blocks: int = 2,
+        num_blocks: int | Sequence[int] = 2,
         attn_levels: Sequence[int] = (),
         dropout: float = 0.0,
         emb_dim: int | None = None,
