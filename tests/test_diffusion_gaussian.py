@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from ambient_omni.diffusion.gaussian import (
+    ambient_target_cov,
+    ambient_variance_ratio,
     noisy_posterior_affine,
     noisy_posterior_mean,
     posterior_affine,
@@ -56,3 +59,30 @@ def test_noisy_posterior_is_posterior_of_inflated_covariance() -> None:
     a_noisy, _ = noisy_posterior_affine(1.2, MU, COV, 0.5)
     a_clean, _ = posterior_affine(1.2, MU, COV)
     assert (a_noisy - a_clean).abs().max() > 0.05  # the two differ visibly at these levels
+
+
+def test_ambient_target_cov_matches_monte_carlo() -> None:
+    """T = (x_tn - (1 - a) x_t) / a scatters around E[x_0 | x_t] with the closed-form covariance."""
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    cov = torch.tensor([[0.25, 0.1], [0.1, 0.16]], dtype=torch.float64)
+    sigma_t, sigma_tn, n = 1.5, 1.0, 400_000
+    x0 = mu + torch.randn(n, 2, generator=gen, dtype=torch.float64) @ torch.linalg.cholesky(cov).mT
+    x_tn = x0 + sigma_tn * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    x_t = x_tn + (sigma_t**2 - sigma_tn**2) ** 0.5 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    a = (sigma_t**2 - sigma_tn**2) / sigma_t**2
+    resid = (x_tn - (1 - a) * x_t) / a - posterior_mean(x_t, sigma_t, mu, cov)
+    assert resid.mean(0).abs().max() < 0.02  # E[T | x_t] = E[x_0 | x_t]
+    emp = resid.T @ resid / n
+    torch.testing.assert_close(emp, ambient_target_cov(sigma_t, sigma_tn, cov), rtol=0.02, atol=0.01)
+
+
+def test_ambient_variance_ratio_closed_form() -> None:
+    v = 0.25
+    cov = v * torch.eye(3, dtype=torch.float64)
+    assert ambient_variance_ratio(2.0, 0.0, cov) == pytest.approx(1.0)
+    for sigma_t, sigma_tn in ((1.2, 1.0), (3.0, 2.6), (10.0, 2.6)):
+        expected = (1 + sigma_tn**2 / v) * sigma_t**2 / (sigma_t**2 - sigma_tn**2)
+        assert ambient_variance_ratio(sigma_t, sigma_tn, cov) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError):
+        ambient_target_cov(1.0, 1.0, cov)

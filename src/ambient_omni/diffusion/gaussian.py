@@ -56,3 +56,29 @@ def noisy_posterior_mean(
     """What a denoiser trained on noisy data treated as clean learns: ``E[y | x_t = y + sigma eps]``."""
     a, c = noisy_posterior_affine(sigma, mu, cov, sigma_n)
     return x_t @ a.mT + c
+
+
+def ambient_target_cov(sigma_t: float, sigma_tn: float, cov: torch.Tensor) -> torch.Tensor:
+    """``Cov[T | x_t]`` of the ambient regression target ``T = (x_tn - (1 - a) x_t) / a`` (PAPER 2.1).
+
+    With ``x_tn = x_0 + sigma_tn z``, ``x_t = x_tn + sqrt(sigma_t^2 - sigma_tn^2) eps`` and
+    ``a = (sigma_t^2 - sigma_tn^2) / sigma_t^2``: ``x_tn ~ N(mu, S)`` with ``S = cov + sigma_tn^2 I`` is
+    seen through noise of variance ``sigma_t^2 - sigma_tn^2``, so
+    ``Cov[x_tn | x_t] = S - S (S + (sigma_t^2 - sigma_tn^2) I)^{-1} S`` and ``Cov[T | x_t] = Cov[x_tn | x_t] / a^2``.
+    ``E[T | x_t] = E[x_0 | x_t]``, so at the optimum the ambient loss (``lambda * ||D - T||^2``) keeps
+    ``lambda * tr Cov[T | x_t]`` where the clean EDM loss keeps ``lambda * tr Cov[x_0 | x_t]``
+    (:func:`posterior_cov`): the irreducible part of the loss, and the noise of its gradients.
+    """
+    if not sigma_t > sigma_tn >= 0:
+        raise ValueError(f"need sigma_t > sigma_tn >= 0, got {sigma_t}, {sigma_tn}")
+    gap = sigma_t**2 - sigma_tn**2
+    s = cov + sigma_tn**2 * _identity_like(cov)
+    a, _ = posterior_affine(gap**0.5, torch.zeros(cov.shape[-1], dtype=cov.dtype), s)
+    return (s - a @ s) / (gap / sigma_t**2) ** 2
+
+
+def ambient_variance_ratio(sigma_t: float, sigma_tn: float, cov: torch.Tensor) -> float:
+    """``tr Cov[T | x_t] / tr Cov[x_0 | x_t]``: how much larger the optimum of the ambient loss is
+    than that of the clean EDM loss at the same ``sigma_t`` (1 for ``sigma_tn = 0``). For isotropic
+    data of variance ``v`` it is ``(1 + sigma_tn^2 / v) * sigma_t^2 / (sigma_t^2 - sigma_tn^2)``."""
+    return float(torch.trace(ambient_target_cov(sigma_t, sigma_tn, cov)) / torch.trace(posterior_cov(sigma_t, cov)))
