@@ -9,7 +9,7 @@ mean sigma_min (fast, dense), agreement of fast with dense, classifier calls per
 ``results.json`` and the raw dense curves (``curves-std<s>.npz``) to ``--out``.
 
 Example (what the report quotes):
-    .venv/bin/python scripts/noise_sanity.py --out runs/noise_sanity --steps 600 --annotate 200 --dense 60
+    .venv/bin/python scripts/noise_sanity.py --out runs/noise_sanity --steps 1000 --annotate 100 --dense 20
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import numpy as np
 import torch
 
 from ambient_omni.annotate import curves, noise
-from ambient_omni.annotate.classifier_task import ClassifierTask, accuracy_at
+from ambient_omni.annotate.classifier_task import accuracy_at, train_classifier
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
-from ambient_omni.networks.registry import build_network
-from ambient_omni.training.loop import Trainer, TrainConfig
-
-NETWORK = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1, 2, 2], "num_blocks": 1}
+from ambient_omni.networks.registry import preset_config
 
 
 def run_level(std: float, args: argparse.Namespace, train: torch.Tensor, test: torch.Tensor) -> dict:
@@ -39,17 +36,15 @@ def run_level(std: float, args: argparse.Namespace, train: torch.Tensor, test: t
     clean, to_corrupt = train[perm[: args.train_images]], train[perm[args.train_images :]]
     corrupt = parse_corruption(f"noise:std={std}")
     corrupted = corrupt(to_corrupt, torch.arange(len(to_corrupt)), args.seed)
-    model = build_network(dict(NETWORK))
-    task = ClassifierTask(model, clean, corrupted, batch_size=args.batch, seed=args.seed, info={"noise_std": std})
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, lr_rampup_images=1000,
-                      ema_halflife_images=2000, checkpoint_every=200, log_every=50, seed=args.seed,
-                      device="cpu", progress=False)
     t0 = time.time()
-    Trainer(task, cfg, args.out / f"clf-std{std}").run()
+    model_dir = train_classifier(preset_config(args.preset), clean, corrupted, args.out / f"clf-std{std}",
+                                 steps=args.steps, batch_size=args.batch, lr=args.lr, lr_rampup_images=1000,
+                                 ema_halflife_images=2000, checkpoint_every=200, log_every=50, seed=args.seed,
+                                 device="cpu", progress=False, info={"noise_std": std})
     train_s = time.time() - t0
     from ambient_omni.training.checkpoint import load_model
 
-    clf = load_model(args.out / f"clf-std{std}" / "model")
+    clf = load_model(model_dir)
     held = test[: args.annotate]
     held_noisy = corrupt(held, torch.arange(len(held)) + 10**6, args.seed)
     acc = {s: accuracy_at(clf, held[:200], held_noisy[:200], s, torch.Generator().manual_seed(1))
@@ -82,6 +77,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--stds", default="0.05,0.1,0.2")
     parser.add_argument("--train-images", type=int, default=5000, help="clean images (and as many corrupted)")
+    parser.add_argument("--preset", default="fmnist-classifier-small", help="classifier network preset")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)

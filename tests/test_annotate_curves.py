@@ -91,3 +91,24 @@ def test_fast_plan_validation() -> None:
 def test_log_ratio_stats() -> None:
     s = curves.log_ratio_stats(np.array([1.0, math.e]), np.array([1.0, 1.0]))
     assert s["max_abs_log_ratio"] == pytest.approx(1.0) and s["median_abs_log_ratio"] == pytest.approx(0.5)
+
+
+def test_margin_finds_a_crossing_on_a_plateau_just_below_tau() -> None:
+    """A plateau 0.005 under tau with a short blip that makes the dense EMA cross at ~520; the real
+    rise is at 1500. The coarse points miss the blip; the margin makes the search look there."""
+    sigmas = curves.lognormal_grid()
+    p = np.full(curves.GRID_SIZE, 0.1)
+    p[400:750] = curves.TAU - 0.005
+    p[520:526] = 0.6
+    p[1500:] = 0.9
+    dense = curves.dense_sigma_min(p[None], sigmas)
+    assert 520 <= np.searchsorted(sigmas, dense[0]) < 526
+    with_margin, points = curves.fast_sigma_min_from_dense(p[None], sigmas, curves.FastPlan(margin=0.01))
+    without, _ = curves.fast_sigma_min_from_dense(p[None], sigmas, curves.FastPlan(margin=0.0))
+    assert with_margin[0] == dense[0] and points[0] <= 128
+    assert abs(np.log(without[0] / dense[0])) > 0.5
+
+
+def test_margin_validation() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        curves.FastPlan(margin=-0.1)

@@ -19,11 +19,14 @@ dense procedure would see, and it runs the dense procedure's own smoothing on an
 * its crossing ``j_hat`` = first ``EMA_span(p_hat) > tau`` (the dense rule on the estimate: the
   smoothing width in quantile space is therefore the dense one by construction);
 * start: every ``stride``-th grid point (block centres) plus both ends;
-* round: measure the ``window`` grid points starting ``back`` points before ``j_hat``
-  (the EMA at ``j`` is dominated by the ~``1/alpha`` points before it), re-estimate;
-  stop when the window is already measured (then ``j_hat`` is computed from measured values
-  over the window that carries the EMA's weight) or when ``max_points`` points are measured
-  (the last round keeps the new points nearest ``j_hat``).
+* round: measure the ``window`` grid points starting ``back`` points before a candidate ``j``
+  (the EMA at ``j`` is dominated by the ~``1/alpha`` points before it), re-estimate. Candidates,
+  in order: the points before ``j_hat`` whose estimated EMA lies within ``margin`` below ``tau``
+  (where a noise blip may make the dense curve cross first: plateaus just under ``tau``), then
+  ``j_hat``; a candidate whose window is measured is settled. Stop when every candidate is
+  settled (then ``j_hat`` is computed from measured values over the window that carries the
+  EMA's weight) or when ``max_points`` points are measured (the last round keeps the new points
+  nearest its candidate). ``margin = 0`` looks only at ``j_hat``.
 
 On noise-free monotone curves the answer equals the dense one; with noisy curves the two
 differ where the dense smoothed curve crosses tau on a noise blip in an unmeasured region.
@@ -109,16 +112,20 @@ class FastPlan:
     """Geometry and budget of the fast search on a grid of ``grid_size`` points.
 
     Points per image <= ``max_points`` (classifier calls = draws * points); the defaults give at
-    most ``4 * 128 = 512 = 8192 / 16`` calls.
+    most ``4 * 128 = 512 = 8192 / 16`` calls. The default geometry was chosen on the dense curves of
+    160 real blurred Fashion-MNIST images (``scripts/annotation_agreement.py``; docs/RESULTS.md).
     """
 
     grid_size: int = GRID_SIZE
-    stride: int = 32
-    window: int = 32
-    back: int = 24
+    stride: int = 96
+    window: int = 48
+    back: int = 32
     max_points: int = 128
+    margin: float = 0.01
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.margin < 1.0:
+            raise ValueError(f"margin {self.margin} must be in [0, 1)")
         if not 1 <= self.stride <= self.grid_size:
             raise ValueError(f"stride {self.stride} must be in [1, grid size {self.grid_size}]")
         if not 1 <= self.window <= self.grid_size or not 0 <= self.back < self.window:
@@ -139,21 +146,41 @@ def estimate_crossing(known: np.ndarray, values: np.ndarray, tau: float, span: f
 
     ``known`` is a boolean mask over the grid, ``values`` holds the measured values where it is set.
     """
-    idx = np.flatnonzero(known)
-    p_hat = np.interp(np.arange(known.size), idx, values[idx])
-    j = int(first_crossing(ema(p_hat, ema_alpha(span)), tau))
+    j = int(first_crossing(estimated_ema(known, values, span), tau))
     return known.size - 1 if j < 0 else j
 
 
+def estimated_ema(known: np.ndarray, values: np.ndarray, span: float) -> np.ndarray:
+    """``EMA_span(p_hat)`` over the whole grid, ``p_hat`` interpolated from the measured points."""
+    idx = np.flatnonzero(known)
+    return ema(np.interp(np.arange(known.size), idx, values[idx]), ema_alpha(span))
+
+
+def candidates(plan: FastPlan, smoothed: np.ndarray, tau: float) -> np.ndarray:
+    """Where the search looks, in order: every ``j`` before the estimated crossing whose estimated
+    EMA is within ``margin`` below ``tau`` (a noise blip there could make the dense curve cross
+    first), then the estimated crossing itself (``G - 1`` if none)."""
+    j_hat = int(first_crossing(smoothed, tau))
+    j_hat = smoothed.size - 1 if j_hat < 0 else j_hat
+    near = np.flatnonzero(smoothed[:j_hat] > tau - plan.margin) if plan.margin > 0 else np.empty(0, np.int64)
+    return np.append(near, j_hat)
+
+
 def next_window(plan: FastPlan, known: np.ndarray, values: np.ndarray, tau: float, span: float) -> np.ndarray:
-    """Grid indices to measure next for one image (empty when the search is finished)."""
-    j = estimate_crossing(known, values, tau, span)
-    lo = max(0, min(j - plan.back, plan.grid_size - plan.window))
-    new = lo + np.flatnonzero(~known[lo : lo + plan.window])
+    """Grid indices to measure next for one image (empty when the search is finished): the
+    unmeasured points of the window ``[j - back, j - back + window)`` of the first candidate ``j``
+    (see :func:`candidates`) whose window is not fully measured yet."""
     room = max(0, plan.max_points - int(known.sum()))
-    if new.size > room:  # out of budget: keep the points nearest the crossing
-        new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
-    return new
+    if room == 0:
+        return np.empty(0, dtype=np.int64)
+    for j in candidates(plan, estimated_ema(known, values, span), tau):
+        lo = max(0, min(int(j) - plan.back, plan.grid_size - plan.window))
+        new = lo + np.flatnonzero(~known[lo : lo + plan.window])
+        if new.size:
+            if new.size > room:  # out of budget: keep the points nearest the candidate
+                new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
+            return new
+    return np.empty(0, dtype=np.int64)
 
 
 def fast_sigma_min_from_dense(

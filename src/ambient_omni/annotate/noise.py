@@ -49,10 +49,11 @@ class NoiseAnnotationConfig:
     p_std: float = curves.P_STD
     grid_seed: int = 0
     seed: int = 0
-    stride: int = 32
-    window: int = 32
-    back: int = 24
-    max_points: int = 128
+    stride: int = curves.FastPlan.stride
+    window: int = curves.FastPlan.window
+    back: int = curves.FastPlan.back
+    max_points: int = curves.FastPlan.max_points
+    margin: float = curves.FastPlan.margin
     annotate_clean: bool = False
 
     def __post_init__(self) -> None:
@@ -66,7 +67,8 @@ class NoiseAnnotationConfig:
     def plan(self) -> curves.FastPlan:
         """The fast search geometry (validated)."""
         try:
-            return curves.FastPlan(self.grid_size, self.stride, self.window, self.back, self.max_points)
+            return curves.FastPlan(self.grid_size, self.stride, self.window, self.back, self.max_points,
+                                   self.margin)
         except ValueError as err:
             raise AmbientError(f"fast search settings: {err}") from None
 

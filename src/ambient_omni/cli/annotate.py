@@ -44,9 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("--draws", type=int, default=4, help="noise draws per sigma (default 4)")
     n.add_argument("--p-mean", type=float, default=-1.2, help="grid log-normal mean (default -1.2)")
     n.add_argument("--p-std", type=float, default=1.2, help="grid log-normal std (default 1.2)")
-    n.add_argument("--stride", type=int, default=32, help="fast: coarse stride on the grid (default 32)")
-    n.add_argument("--window", type=int, default=32, help="fast: points per refinement round (default 32)")
-    n.add_argument("--back", type=int, default=24, help="fast: window start before the crossing (default 24)")
+    n.add_argument("--stride", type=int, default=96, help="fast: coarse stride on the grid (default 96)")
+    n.add_argument("--window", type=int, default=48, help="fast: points per refinement round (default 48)")
+    n.add_argument("--back", type=int, default=32, help="fast: window start before the crossing (default 32)")
+    n.add_argument("--margin", type=float, default=0.01,
+                   help="fast: also refine where the estimated smoothed curve comes within this of tau "
+                        "before the estimated crossing (default 0.01; 0 = only at the crossing)")
     n.add_argument("--max-points", type=int, default=128, help="fast: grid points per image at most (default 128)")
     n.add_argument("--annotate-clean", action="store_true", help="run the classifier on clean images too")
     n.add_argument("--compare", type=int, default=0, metavar="N", help="also run dense on N images and print agreement")
@@ -109,7 +112,8 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
     return NoiseAnnotationConfig(method=method, tau=args.tau, span=args.span, grid_size=args.grid_size,
                                  draws=args.draws, p_mean=args.p_mean, p_std=args.p_std, seed=args.seed,
                                  stride=args.stride, window=args.window, back=args.back,
-                                 max_points=args.max_points, annotate_clean=args.annotate_clean)
+                                 max_points=args.max_points, margin=args.margin,
+                                 annotate_clean=args.annotate_clean)
 
 
 def run_noise(args: argparse.Namespace) -> int:
