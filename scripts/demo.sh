@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: set up a fresh machine and run the Ambient-o demo on Fashion-MNIST (about 25-30 minutes on 2 CPU cores).
+# One command: set up a fresh machine and run the Ambient-o demo on Fashion-MNIST (about 17 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
