@@ -19,3 +19,10 @@ def test_all_plots_write_png(tmp_path: Path) -> None:
     for name in "chlp":
         data = (tmp_path / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_crop_map_points_sort_sizes_numerically() -> None:
+    from ambient_omni.annotate.plots import crop_map_points
+
+    sizes, sigmas = crop_map_points({"crop_to_sigma_max": {"10": 0.05, "28": 1.5, "4": 0.025, "8": 0.05}})
+    assert sizes == [4, 8, 10, 28] and sigmas == [0.025, 0.05, 0.05, 1.5]

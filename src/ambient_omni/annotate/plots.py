@@ -53,17 +53,24 @@ def plot_histogram(path: str | os.PathLike, values: np.ndarray, title: str = "si
     plt.close(fig)
 
 
+def crop_map_points(report: Mapping) -> tuple[list[int], list[float]]:
+    """The crop size -> sigma_max map as increasing crop sizes and their sigma_max (JSON keys are text,
+    so their own order would put "10" before "4")."""
+    pairs = sorted((int(k), float(v)) for k, v in report["crop_to_sigma_max"].items())
+    return [c for c, _ in pairs], [v for _, v in pairs]
+
+
 def plot_locality(path: str | os.PathLike, report: Mapping) -> None:
     """Patch error vs crop size for each sigma (with the full-context level) and the crop -> sigma_max map."""
     plt, fig, axes = _figure(2)
     err = np.asarray(report["errors"])
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.95, len(report["sigmas"])))  # one colour per sigma
     for i, sigma in enumerate(report["sigmas"]):
-        line = axes[0, 0].plot(report["crop_sizes"], err[i], marker="o", ms=3, label=f"sigma={sigma:.3g}")[0]
-        axes[0, 0].axhline(report["full_errors"][i], color=line.get_color(), ls=":", lw=0.8)
+        axes[0, 0].plot(report["crop_sizes"], err[i], marker="o", ms=3, color=colors[i], label=f"sigma={sigma:.3g}")
+        axes[0, 0].axhline(report["full_errors"][i], color=colors[i], ls=":", lw=0.8)
     axes[0, 0].set(xlabel="context (crop) size", ylabel="centre-patch MSE", yscale="log", title="Locality")
     axes[0, 0].legend(fontsize=6)
-    mapping = {int(k): v for k, v in report["crop_to_sigma_max"].items()}
-    axes[0, 1].plot(list(mapping), list(mapping.values()), marker="o")
+    axes[0, 1].plot(*crop_map_points(report), marker="o")
     axes[0, 1].set(xlabel="crop size", ylabel="sigma_max", title="crop size -> sigma_max")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
