@@ -98,8 +98,9 @@ def self_check(prob: noise.ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: n
     n = args.self_check
     other = dataclasses.replace(cfg, seed=cfg.seed + 1)
     path = args.out / f"dense-curves-seed{other.seed}.npz"
-    if path.is_file() and np.load(path)["p"].shape[0] == n:
-        p2 = np.load(path)["p"]
+    saved = np.load(path)["p"] if path.is_file() else None
+    if saved is not None and saved.shape[0] == n:
+        p2 = saved
     else:
         p2, _ = noise.dense_curves(prob, images[:n], ids[:n], other, args.batch)
         np.savez_compressed(path, p=p2, ids=ids[:n])
@@ -132,12 +133,12 @@ def main() -> None:
     ids = np.arange(args.images) + 10**6
     cfg = noise.NoiseAnnotationConfig(method="fast", seed=args.seed)
     curves_file = args.out / "dense-curves.npz"
-    if curves_file.is_file() and np.load(curves_file)["p"].shape[0] == args.images:
-        p, sigmas = np.load(curves_file)["p"], np.load(curves_file)["sigmas"]
+    saved = np.load(curves_file) if curves_file.is_file() else None
+    if saved is not None and saved["p"].shape[0] == args.images:
+        p, sigmas = saved["p"], saved["sigmas"]
     else:
         t0 = time.time()
-        p, sigmas = noise.dense_curves(noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu")),
-                                       images, ids, cfg, args.batch)
+        p, sigmas = noise.dense_curves(prob, images, ids, cfg, args.batch)
         print(f"dense curves: {args.images} images in {time.time() - t0:.0f} s", flush=True)
         np.savez_compressed(curves_file, p=p, sigmas=sigmas, ids=ids)
     dense = curves.dense_sigma_min(p, sigmas, cfg.tau, cfg.span)

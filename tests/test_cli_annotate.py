@@ -69,3 +69,14 @@ def test_locality_then_crops(tmp_path: Path) -> None:
     # threshold 0 is always fooled: the largest size, 8, gives map(8)
     assert np.all(t.sigma_max[2:] == report["crop_to_sigma_max"]["8"])
     assert (tmp_path / "c-crops.png").is_file()
+
+
+@pytest.mark.parametrize("method", ["fast", "dense"])
+def test_noise_cli_defaults_are_the_library_defaults(method: str) -> None:
+    """The CLI spells its defaults out for --help; they must stay those of NoiseAnnotationConfig / FastPlan."""
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig
+    from ambient_omni.cli.annotate import _noise_config
+    from ambient_omni.cli.main import build_parser
+
+    args = build_parser().parse_args(["annotate", "noise", "--classifier", "c", "--data", "d", "--out", "o"])
+    assert _noise_config(args, method) == NoiseAnnotationConfig(method=method)
