@@ -27,3 +27,15 @@ def test_tiny_run_prints_speed_loss_and_ratio(capsys: pytest.CaptureFixture) -> 
 def test_bad_resolution_is_a_user_error(capsys: pytest.CaptureFixture) -> None:
     assert main(["benchmark-net", "--resolution", "8y8"]) == 2
     assert "--resolution" in capsys.readouterr().err
+
+
+def test_per_sigma_losses_average_to_the_validation_loss(capsys: pytest.CaptureFixture) -> None:
+    code = main(["benchmark-net", "--preset", "fmnist-small", "--channels", "8", "--resolution", "8",
+                 "--batch", "2", "--images", "4", "--val-images", "3", "--threads", "1", "--no-input-skip",
+                 "--blocks", "1,1,2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    head = next(i for i, line in enumerate(lines) if line.startswith("ours"))
+    mean = float(lines[head].split("validation loss ")[1].split()[0])
+    values = [float(part.split(": ")[1]) for part in lines[head + 1].split("per sigma ")[1].split(", ")]
+    assert len(values) == 8 and abs(sum(values) / 8 - mean) < 5e-3

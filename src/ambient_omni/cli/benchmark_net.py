@@ -129,6 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-mult", help="override channel_mult, e.g. 1,2,2")
     p.add_argument("--blocks", help="override num_blocks: one count for every level or one per level, e.g. 1,2,2")
     p.add_argument("--attn-levels", help="override attn_levels, e.g. 2 (comma-separated; 'none' for no attention)")
+    p.add_argument("--input-skip", action=argparse.BooleanOptionalAction, default=None,
+                   help="override input_skip (conv_in's output into the last decoder level)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--resolution", default="28", help="image size: N or HxW (default 28)")
     p.add_argument("--channels-in", type=int, default=1, help="image channels (default 1)")
@@ -189,6 +191,8 @@ def _build(args: argparse.Namespace, size: tuple[int, int], baseline: bool) -> n
     if args.blocks:
         counts = [int(v) for v in args.blocks.split(",")]
         overrides["num_blocks"] = counts[0] if len(counts) == 1 else counts
+    if args.input_skip is not None:
+        overrides["input_skip"] = args.input_skip
     if args.attn_levels:
         text = args.attn_levels.strip().lower()
         overrides["attn_levels"] = [] if text == "none" else [int(v) for v in text.split(",")]
@@ -232,23 +236,25 @@ class _Runner:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validate(self, val: torch.Tensor, seed: int, batch: int) -> float:
-        """Mean EDM-weighted loss over ``val`` x 8 fixed sigmas with fixed, seeded noise."""
+    def validate(self, val: torch.Tensor, seed: int, batch: int) -> list[float]:
+        """EDM-weighted loss over ``val`` at each of the 8 fixed sigmas, with fixed, seeded noise
+        (their mean is the validation loss: every sigma sees the same images)."""
         from ambient_omni.diffusion.edm import denoising_loss, validation_sigmas
 
         self.net.eval()
         gen = torch.Generator().manual_seed(seed + 2)
-        total, count = 0.0, 0
+        dev = next(self.net.parameters()).device
+        per_sigma = []
         for s in validation_sigmas():
             noise = torch.randn(val.shape, generator=gen)
+            total = 0.0
             for i in range(0, val.shape[0], batch):
                 x, n = val[i:i + batch], noise[i:i + batch]
-                dev = next(self.net.parameters()).device
                 sig = torch.full((x.shape[0],), float(s), device=dev)
                 total += float(denoising_loss(self.net, x.to(dev), sig, n.to(dev)).sum())
-                count += x.shape[0]
+            per_sigma.append(total / val.shape[0])
         self.net.train()
-        return total / count
+        return per_sigma
 
 
 def run(args: argparse.Namespace) -> int:
@@ -256,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ambient_omni.device import pick_device
-    from ambient_omni.diffusion.edm import sample_lognormal_sigma
+    from ambient_omni.diffusion.edm import sample_lognormal_sigma, validation_sigmas
     from ambient_omni.errors import AmbientError
 
     if args.batch < 1 or args.images < args.batch or args.val_images < 1 or args.threads < 1:
@@ -283,9 +289,10 @@ def run(args: argparse.Namespace) -> int:
     speeds = {}
     for r in runners:
         speeds[r.name] = r.images / r.seconds
-        loss = r.validate(val, args.seed, args.batch)
+        per_sigma = r.validate(val, args.seed, args.batch)
         print(f"{r.name:8s}: {r.params / 1e6:.3f}M params, {speeds[r.name]:.1f} img/s, "
-              f"validation loss {loss:.4f} ({val.shape[0]} images x 8 sigmas)")
+              f"validation loss {sum(per_sigma) / len(per_sigma):.4f} ({val.shape[0]} images x 8 sigmas)")
+        print(f"{'':8s}  per sigma {', '.join(f'{s:.3g}: {v:.3f}' for s, v in zip(validation_sigmas(), per_sigma))}")
     if args.baseline:
         print(f"speed ratio ours/baseline: {speeds['ours'] / speeds['baseline']:.2f}x "
               "(re-measure on a quiet machine before quoting absolute img/s)")
