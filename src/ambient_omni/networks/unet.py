@@ -256,7 +256,8 @@ class UNet(nn.Module):
             prev = chans[i]
         self.out_norm = nn.GroupNorm(_groups(prev), prev)
         # Default (not zero) init of conv_out: after 4096 Fashion-MNIST training images the validation
-        # loss was 0.830 vs 0.959 with a zero-initialised conv_out (benchmark-net, seed 0, input_skip).
+        # loss was 0.886 vs 0.959 with a zero-initialised conv_out (benchmark-net --blocks 2
+        # --no-input-skip, seed 0; docs/RESULTS.md section 4).
         self.conv_out = nn.Conv2d(prev, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
