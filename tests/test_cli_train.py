@@ -18,10 +18,11 @@ TINY = ["--channels", "8", "--blocks", "1", "--batch", "8", "--no-progress"]
 def test_train_resume_and_sample(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, run = write_tiny_dataset(tmp_path / "ds"), tmp_path / "run"
     args = ["train", "--data", str(data), "--out", str(run), "--steps", "3", "--checkpoint-every", "2",
-            "--log-every", "1", "--preview-every", "3", "--preview-n", "4", "--preview-steps", "2", "--cond", *TINY]
+            "--log-every", "1", "--preview-every", "3", "--preview-n", "4", "--preview-steps", "2", "--cond", "--variance-weight", *TINY]
     assert main(args) == 0
     assert (run / "model" / "model.safetensors").is_file() and (run / "samples" / "preview-00000003.png").is_file()
     assert "every image treated as clean" in capsys.readouterr().out
+    assert json.loads((run / "model" / "config.json").read_text())["settings"]["variance_weight"] is True
     # same command with a longer length: continues from step 3
     assert main([*args[:5], "--steps", "4", *args[7:]]) == 0
     steps = [r["step"] for r in read_log(run / "log.jsonl") if "loss_mean" in r]

@@ -96,3 +96,10 @@ def test_preview_writes_a_png(tmp_path: Path) -> None:
     task = make_task(tmp_path, preview_n=4, preview_steps=2)
     path = task.make_preview(task.model, 7, tmp_path / "samples")
     assert path.name == "preview-00000007.png" and path.stat().st_size > 0
+
+
+def test_loss_switches_reach_the_ambient_loss_and_the_config(tmp_path: Path) -> None:
+    task = make_task(tmp_path, variance_weight=True, ambient_weight=False, buffer_s=2.0)
+    assert task.loss_fn.variance_weight and not task.loss_fn.ambient_weight and task.loss_fn.buffer_s == 2.0
+    assert task.config()["settings"]["variance_weight"] is True
+    assert make_task(tmp_path).loss_fn.variance_weight is False

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cond", action="store_true", help="class-conditional model (label dropout for guidance)")
     p.add_argument("--label-dropout", type=float, default=0.1, help="label dropout with --cond (default 0.1)")
     p.add_argument("--no-ambient-weight", action="store_true", help="drop the ambient weight w_amb (ablation)")
+    p.add_argument("--variance-weight", action="store_true",
+                   help="weight each ambient sample by the inverse of its target's excess variance, "
+                        "a / (1 + sigma_min^2 / sigma_data^2) (not in the paper; docs/RESULTS.md)")
     p.add_argument("--buffer-s", type=float, default=4.0, help="buffer s: sigma_t > sqrt(s/(s-1)) sigma_min (default 4)")
     p.add_argument("--p-mean", type=float, default=-1.2, help="training log-sigma mean (default -1.2)")
     p.add_argument("--p-std", type=float, default=1.2, help="training log-sigma std (default 1.2)")
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, annotations=args.annotations, preset=args.preset, network_overrides=_overrides(args),
         conditional=args.cond,
         label_dropout=args.label_dropout, p_mean=args.p_mean, p_std=args.p_std, buffer_s=args.buffer_s,
-        ambient_weight=not args.no_ambient_weight, batch_size=args.batch, seed=args.seed, workers=args.workers,
+        ambient_weight=not args.no_ambient_weight, variance_weight=args.variance_weight, batch_size=args.batch,
+        seed=args.seed, workers=args.workers,
         preview_n=args.preview_n, preview_steps=args.preview_steps)
     dist_info = init_distributed(args.device)
     try:
