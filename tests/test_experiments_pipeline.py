@@ -54,3 +54,23 @@ def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, mo
 
 def _fail(*args: object, **kwargs: object) -> None:
     raise AssertionError("a cached stage ran again")
+
+
+def test_a_longer_budget_continues_a_finished_shorter_cell(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    from ambient_omni.training.checkpoint import list_checkpoints
+
+    cfg = {**_ood_cell(tmp_path), "method": "clean-only"}
+    root = tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    annotations = pipeline.make_annotations(cfg, dataset, root)
+    short = {**cfg, "train": {**cfg["train"], "images": 96}}  # 6 of the 12 steps
+    pipeline.train_denoiser(short, dataset, annotations, root / "cells" / "short" / "run")
+    longer = pipeline.train_denoiser(cfg, dataset, annotations, root / "cells" / "long" / "run",
+                                     siblings=[root / "cells" / "short" / "run"])
+    assert "continuing from" in capsys.readouterr().out
+    assert [r.step for r in list_checkpoints(root / "cells" / "long" / "run")] == [6, 12]
+    straight = pipeline.train_denoiser(cfg, dataset, annotations, tmp_path / "straight" / "run")
+    a, b = load_file(str(longer / "model.safetensors")), load_file(str(straight / "model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)

@@ -158,6 +158,26 @@ def test_in_process_resume_matches_straight_run(tmp_path: Path) -> None:
     assert steps == sorted(set(steps))
 
 
+def test_a_longer_run_adopting_a_shorter_one_matches_a_straight_run(tmp_path: Path) -> None:
+    straight = train(tmp_path / "straight", task=ToyTask(dropout=0.2), steps=8)
+    train(tmp_path / "short", task=ToyTask(dropout=0.2), steps=5)  # checkpoints at 3 and 5
+    train(tmp_path / "other", task=ToyTask(dropout=0.2, seed=1), steps=6)  # another trajectory
+    train(tmp_path / "too-long", task=ToyTask(dropout=0.2), steps=9, checkpoint_every=9, keep_checkpoints=1)
+    longer = Trainer(ToyTask(dropout=0.2), toy_config(steps=8), tmp_path / "long", dist_info=CPU1)
+    runs = [tmp_path / name for name in ("other", "too-long", "short", "missing")]
+    ref = longer.adopt_shorter_run(runs)
+    assert ref is not None and ref.step == 5 and ref.json_path.parent.parent == tmp_path / "short"
+    assert [r.step for r in list_checkpoints(tmp_path / "long")] == [5]
+    assert longer.adopt_shorter_run(runs) is None  # it has a checkpoint of its own now
+    torch.manual_seed(12345)  # the adopted checkpoint must carry the RNG state, not this process
+    longer.run()
+    assert_same(straight, weights(tmp_path / "long"))
+    steps = [r["step"] for r in read_log(tmp_path / "long" / "log.jsonl") if "loss_mean" in r]
+    assert steps == [2, 4, 5, 6, 8]  # the short run's log up to its last step 5, then this run's own
+    fresh = Trainer(ToyTask(dropout=0.2), toy_config(steps=8, resume="never"), tmp_path / "new", dist_info=CPU1)
+    assert fresh.adopt_shorter_run(runs) is None and not (tmp_path / "new" / "checkpoints").exists()
+
+
 def _child_main(run_dir: str, hang_at: int) -> None:
     """Entry point of the subprocess that gets killed (see the SIGKILL test)."""
     Trainer(ToyTask(dropout=0.2, hang_at=hang_at), toy_config(steps=8, checkpoint_every=3), run_dir,

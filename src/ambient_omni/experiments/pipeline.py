@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +241,13 @@ def crops_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Pat
 
 # ----------------------------------------------------------------------------- train, sample, evaluate
 
-def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | None, run: Path) -> Path:
+def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | None, run: Path,
+                   siblings: Iterable[Path] = ()) -> Path:
     """Train the cell's denoiser (resuming from the run's latest checkpoint) and return ``run/model``.
 
+    A new run first adopts the latest checkpoint of a run in ``siblings`` that lies on its trajectory
+    (same everything but a shorter budget: :meth:`Trainer.adopt_shorter_run`), so the cells of a budget
+    sweep share their common steps; the result is the same as training from scratch.
     ``train`` settings: ``DEFAULT_TRAIN`` keys, plus ``network`` (overrides of the preset's network config).
     """
     from ambient_omni.training.loop import TrainConfig, Trainer
@@ -259,7 +264,11 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     config = TrainConfig(total_images=tcfg["images"], batch_size=tcfg["batch"], lr=tcfg["lr"],
                          lr_rampup_images=tcfg["lr_rampup"], ema_halflife_images=tcfg["ema_halflife"],
                          checkpoint_every=tcfg["checkpoint_every"], seed=int(cfg["seed"]))
-    return Trainer(DenoiserTask(settings), config, run).run()
+    trainer = Trainer(DenoiserTask(settings), config, run)
+    adopted = trainer.adopt_shorter_run(siblings)
+    if adopted is not None:
+        print(f"{run}: continuing from {adopted.json_path.parent.parent} at step {adopted.step} (same trajectory)")
+    return trainer.run()
 
 
 def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
@@ -291,7 +300,8 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
     """All stages of one cell; returns ``{"metrics", "paths"}``."""
     dataset_dir = make_dataset(cfg, root)
     annotations = make_annotations(cfg, dataset_dir, root)
-    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run")
+    siblings = sorted(d / "run" for d in (root / "cells").glob("*") if d != cell_dir)
+    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", siblings)
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
     return {"metrics": metrics,
             "paths": {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,

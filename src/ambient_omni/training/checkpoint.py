@@ -153,6 +153,15 @@ def find_latest_checkpoint(run_dir: str | Path) -> CheckpointRef | None:
     return refs[-1] if refs else None
 
 
+def copy_checkpoint(ref: CheckpointRef, run_dir: str | Path) -> CheckpointRef:
+    """Copy a complete checkpoint into ``run_dir/checkpoints`` (tensor file first, JSON marker last)."""
+    tensor_path, json_path = checkpoint_paths(run_dir, ref.step)
+    tensor_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(tensor_path, ref.tensor_path.read_bytes())
+    atomic_write_bytes(json_path, ref.json_path.read_bytes())
+    return CheckpointRef(ref.step, json_path, tensor_path)
+
+
 def load_checkpoint(ref: CheckpointRef) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint, verifying the tensor file against the SHA-256 in its JSON."""
     meta = read_json(ref.json_path)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -248,14 +249,47 @@ class Trainer:
             torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{rank}"], self.device)
         self.step = int(meta["step"])
 
-    def _check_compatible(self, meta: dict[str, Any]) -> None:
+    def _trajectory_differences(self, meta: dict[str, Any]) -> list[str]:
+        """What makes the checkpoint ``meta`` lie on another trajectory than this run (empty: the same)."""
         saved, now = meta["train_config"], self.config.to_json()
         diffs = [k for k in _TRAJECTORY_KEYS if saved.get(k) != now.get(k)]
         if meta["task_config"] != json.loads(json.dumps(self.task.config())):
             diffs.append("task/data/network settings")
+        return diffs
+
+    def _check_compatible(self, meta: dict[str, Any]) -> None:
+        diffs = self._trajectory_differences(meta)
         if diffs:
             raise AmbientError(f"{self.run_dir}: cannot resume, the checkpoint was made with different "
                                f"{', '.join(diffs)}; use the same settings or a new --out folder")
+
+    def adopt_shorter_run(self, others: Iterable[str | Path]) -> ckpt.CheckpointRef | None:
+        """Start this run from another run's checkpoint on the same trajectory (call before :meth:`run`).
+
+        Nothing happens if this run already has a checkpoint or resuming is off. Otherwise, among the
+        newest checkpoints of the run folders ``others``, the latest one with the same trajectory
+        settings and task config (what resuming requires) at a step <= ``total_steps`` is copied into
+        this run's ``checkpoints/`` with the log lines up to its step. The learning rate and EMA
+        schedules depend only on the step, not on the run's length, and resuming is exact, so the result
+        equals training this run from scratch: a longer budget costs only the extra steps.
+        """
+        if self.config.resume == "never" or ckpt.find_latest_checkpoint(self.run_dir) is not None:
+            return None
+        best: ckpt.CheckpointRef | None = None
+        for other in others:
+            for ref in reversed(ckpt.list_checkpoints(other)):
+                if ref.step <= self.config.total_steps and (best is None or ref.step > best.step) \
+                        and not self._trajectory_differences(read_json(ref.json_path)):
+                    best = ref
+                    break
+        if best is not None and self.dist.is_main:
+            ckpt.copy_checkpoint(best, self.run_dir)
+            log = best.json_path.parent.parent / "log.jsonl"
+            if log.is_file():
+                shutil.copyfile(log, self.run_dir / "log.jsonl")
+                truncate_log(self.run_dir / "log.jsonl", best.step)
+        barrier()
+        return best
 
     def _maybe_resume(self) -> None:
         ref = ckpt.find_latest_checkpoint(self.run_dir)
