@@ -1,6 +1,6 @@
 """Aggregation of cell metrics over seeds."""
 
-from ambient_omni.report.tables import aggregate, markdown_table, mean_sd
+from ambient_omni.report.tables import aggregate, markdown_table, mean_sd, paired_differences
 
 
 def _cell(setting: str, method: str, seed: int, fd: float) -> dict:
@@ -22,3 +22,15 @@ def test_aggregate_groups_by_setting_and_method() -> None:
     table = markdown_table({"recipe": "r", "cells": cells})
     assert "| a | x | 0,1 | 2 ± 1.41 (2)" in table
     assert "| a__y__seed0 | 7 |" in table
+
+
+def test_paired_differences_against_the_first_method_use_matching_seeds_only() -> None:
+    cells = [_cell("a", "base", 0, 10.0), _cell("a", "base", 1, 20.0), _cell("a", "new", 0, 7.0),
+             _cell("a", "new", 1, 21.0), _cell("a", "new", 2, 0.0),  # seed 2 has no baseline: ignored
+             _cell("b", "new", 0, 5.0), _cell("b", "base", 0, 9.0), _cell("b", "other", 0, 9.0)]
+    title, methods, rows = paired_differences(cells)
+    assert title == "FD [fm] minus base" and methods == ["new", "other"]
+    assert rows == [["a", "-1 ± 2.83 (2)", "-"], ["b", "-4 ± - (1)", "0 ± - (1)"]]
+    table = markdown_table({"recipe": "r", "cells": cells})
+    assert "| setting | new | other |" in table and "| a | -1 ± 2.83 (2) | - |" in table
+    assert paired_differences([_cell("a", "base", 0, 1.0)]) is None

@@ -68,6 +68,27 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]] | None:
+    """Each method against the first method seen (the recipe's baseline), per setting, on the first FD
+    column: ``FD(method, seed) - FD(baseline, seed)`` over the seeds both finished, as ``mean ± sd (n)``
+    (negative: better than the baseline). Returns ``(baseline, methods, rows)``; None without an FD column."""
+    fd = next((c for c in columns(cells) if c[0].startswith("FD [")), None)
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    if fd is None or len(methods) < 2:
+        return None
+    title, path, feature = fd
+    value = {(c["setting"], c["method"], c["seed"]): _get(c["metrics"], path, feature) for c in cells}
+    rows = []
+    for setting in dict.fromkeys(c["setting"] for c in cells):
+        row = [setting]
+        for method in methods[1:]:
+            diffs = [v - b for (st, m, seed), v in value.items() if st == setting and m == method and v is not None
+                     and (b := value.get((setting, methods[0], seed))) is not None]
+            row.append(mean_sd(diffs))
+        rows.append(row)
+    return f"{title} minus {methods[0]}", methods[1:], rows
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The Markdown results table of a benchmark ``results.json`` (plus protocol and command)."""
     cells = results.get("cells", [])
@@ -78,6 +99,12 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = [f"# {results.get('recipe', 'benchmark')}: results", "", results.get("description", ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
+    paired = paired_differences(cells)
+    if paired is not None:
+        title, others, rows = paired
+        lines += ["", f"{title}, paired by training seed (negative: better than {title.split(' minus ')[1]}):", "",
+                  "| setting | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Per seed:", "", "| cell | " + " | ".join(t for t, _, _ in cols) + " | wall (min) |",
               "|---|" + "---|" * (len(cols) + 1)]
     for cell in cells:
