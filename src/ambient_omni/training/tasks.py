@@ -24,6 +24,9 @@ from ambient_omni.seeding import derive_seed
 _PURPOSE_INIT = 3
 # Settings that do not change the trained weights (free to change when resuming).
 _NOT_TRAJECTORY = ("data", "annotations", "workers", "preview_n", "preview_steps")
+# Settings added after runs already existed, with the default that reproduces the older behaviour: the
+# config stores them only when they differ from it, so runs made before them still resume.
+_ADDED_LATER = {"variance_weight": False}
 
 
 @dataclass
@@ -129,7 +132,8 @@ class DenoiserTask:
             "annotations": ({"file": Path(s.annotations).name, "dataset_sha256": self.table.dataset_sha256}
                             if s.annotations else "none: every image clean"),
             "annotation_counts": _counts(self.table),
-            "settings": {k: v for k, v in asdict(s).items() if k not in _NOT_TRAJECTORY},
+            "settings": {k: v for k, v in asdict(s).items()
+                         if k not in _NOT_TRAJECTORY and not (k in _ADDED_LATER and v == _ADDED_LATER[k])},
         }
 
     def describe(self) -> str:
