@@ -28,9 +28,9 @@ def test_paired_differences_against_the_first_method_use_matching_seeds_only() -
     cells = [_cell("a", "base", 0, 10.0), _cell("a", "base", 1, 20.0), _cell("a", "new", 0, 7.0),
              _cell("a", "new", 1, 21.0), _cell("a", "new", 2, 0.0),  # seed 2 has no baseline: ignored
              _cell("b", "new", 0, 5.0), _cell("b", "base", 0, 9.0), _cell("b", "other", 0, 9.0)]
-    title, methods, rows = paired_differences(cells)
-    assert title == "FD [fm] minus base" and methods == ["new", "other"]
+    title, baseline, methods, rows = paired_differences(cells)
+    assert (title, baseline) == ("FD [fm]", "base") and methods == ["new", "other"]
     assert rows == [["a", "-1 ± 2.83 (2)", "-"], ["b", "-4 ± - (1)", "0 ± - (1)"]]
     table = markdown_table({"recipe": "r", "cells": cells})
-    assert "| setting | new | other |" in table and "| a | -1 ± 2.83 (2) | - |" in table
+    assert "FD [fm] minus base, paired by training seed" in table and "| setting | new | other |" in table and "| a | -1 ± 2.83 (2) | - |" in table
     assert paired_differences([_cell("a", "base", 0, 1.0)]) is None

@@ -68,10 +68,11 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]] | None:
+def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, str, list[str], list[list[str]]] | None:
     """Each method against the first method seen (the recipe's baseline), per setting, on the first FD
     column: ``FD(method, seed) - FD(baseline, seed)`` over the seeds both finished, as ``mean ± sd (n)``
-    (negative: better than the baseline). Returns ``(baseline, methods, rows)``; None without an FD column."""
+    (negative: better than the baseline). Returns ``(FD column title, baseline, other methods, rows)``;
+    None without an FD column or a second method."""
     fd = next((c for c in columns(cells) if c[0].startswith("FD [")), None)
     methods = list(dict.fromkeys(c["method"] for c in cells))
     if fd is None or len(methods) < 2:
@@ -86,7 +87,7 @@ def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, list[str], lis
                      and (b := value.get((setting, methods[0], seed))) is not None]
             row.append(mean_sd(diffs))
         rows.append(row)
-    return f"{title} minus {methods[0]}", methods[1:], rows
+    return title, methods[0], methods[1:], rows
 
 
 def markdown_table(results: dict[str, Any]) -> str:
@@ -101,8 +102,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in body]
     paired = paired_differences(cells)
     if paired is not None:
-        title, others, rows = paired
-        lines += ["", f"{title}, paired by training seed (negative: better than {title.split(' minus ')[1]}):", "",
+        title, baseline, others, rows = paired
+        lines += ["", f"{title} minus {baseline}, paired by training seed (negative: better than {baseline}):", "",
                   "| setting | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Per seed:", "", "| cell | " + " | ".join(t for t, _, _ in cols) + " | wall (min) |",

@@ -249,16 +249,21 @@ class Trainer:
             torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{rank}"], self.device)
         self.step = int(meta["step"])
 
-    def _trajectory_differences(self, meta: dict[str, Any]) -> list[str]:
-        """What makes the checkpoint ``meta`` lie on another trajectory than this run (empty: the same)."""
+    def _task_config_json(self) -> Any:
+        """The task config as it reads back from a checkpoint's JSON."""
+        return json.loads(json.dumps(self.task.config()))
+
+    def _trajectory_differences(self, meta: dict[str, Any], task_config: Any) -> list[str]:
+        """What makes the checkpoint ``meta`` lie on another trajectory than this run (empty: the same);
+        ``task_config`` is :meth:`_task_config_json`."""
         saved, now = meta["train_config"], self.config.to_json()
         diffs = [k for k in _TRAJECTORY_KEYS if saved.get(k) != now.get(k)]
-        if meta["task_config"] != json.loads(json.dumps(self.task.config())):
+        if meta["task_config"] != task_config:
             diffs.append("task/data/network settings")
         return diffs
 
     def _check_compatible(self, meta: dict[str, Any]) -> None:
-        diffs = self._trajectory_differences(meta)
+        diffs = self._trajectory_differences(meta, self._task_config_json())
         if diffs:
             raise AmbientError(f"{self.run_dir}: cannot resume, the checkpoint was made with different "
                                f"{', '.join(diffs)}; use the same settings or a new --out folder")
@@ -275,13 +280,12 @@ class Trainer:
         """
         if self.config.resume == "never" or ckpt.find_latest_checkpoint(self.run_dir) is not None:
             return None
-        best: ckpt.CheckpointRef | None = None
-        for other in others:
-            for ref in reversed(ckpt.list_checkpoints(other)):
-                if ref.step <= self.config.total_steps and (best is None or ref.step > best.step) \
-                        and not self._trajectory_differences(read_json(ref.json_path)):
-                    best = ref
-                    break
+        task_config, candidates = self._task_config_json(), []
+        for other in others:  # a run's checkpoints share one trajectory: check its newest usable one
+            usable = [r for r in ckpt.list_checkpoints(other) if r.step <= self.config.total_steps]
+            if usable and not self._trajectory_differences(read_json(usable[-1].json_path), task_config):
+                candidates.append(usable[-1])
+        best = max(candidates, key=lambda r: r.step, default=None)
         if best is not None and self.dist.is_main:
             ckpt.copy_checkpoint(best, self.run_dir)
             log = best.json_path.parent.parent / "log.jsonl"

@@ -98,7 +98,8 @@ class DenoiserTask:
             torch.manual_seed(derive_seed(s.seed, _PURPOSE_INIT))
             self.model: nn.Module = build_network(self.network)
         self.loss_fn = AmbientLoss(sigma_data=float(self.network.get("sigma_data", 0.5)), ambient_weight=s.ambient_weight,
-                                   variance_weight=s.variance_weight, buffer_s=s.buffer_s, noise_seed=int(self.dataset.info.get("seed", 0)))
+                                   variance_weight=s.variance_weight, buffer_s=s.buffer_s,
+                                   noise_seed=int(self.dataset.info.get("seed", 0)))
 
     def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
         """This rank's share of global batches ``start_step, start_step + 1, ...`` (endless)."""
