@@ -29,6 +29,7 @@ from ambient_omni.annotate.classifier_task import accuracy_at, train_classifier
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
 from ambient_omni.networks.registry import preset_config
+from ambient_omni.training.checkpoint import load_model
 
 
 def run_level(std: float, args: argparse.Namespace, train: torch.Tensor, test: torch.Tensor) -> dict:
@@ -45,8 +46,6 @@ def run_level(std: float, args: argparse.Namespace, train: torch.Tensor, test: t
                                  ema_halflife_images=2000, checkpoint_every=200, log_every=50, seed=args.seed,
                                  device="cpu", progress=False, info={"noise_std": std})
     train_s = time.time() - t0
-    from ambient_omni.training.checkpoint import load_model
-
     clf = load_model(model_dir)
     held = test[: args.annotate]
     held_noisy = corrupt(held, torch.arange(len(held)) + 10**6, args.seed)

@@ -194,7 +194,8 @@ def run_chunks(prob: ProbFn, images: torch.Tensor, provenance: Sequence[str], cf
     todo_ids = targets(provenance, cfg.annotate_clean)
     chunks = [c for c in range(math.ceil(len(todo_ids) / chunk)) if c % world_size == rank
               and not (folder / f"chunk-{c:06d}.json").exists()]
-    bar = tqdm(total=len(chunks) * chunk, disable=not progress, unit="img", desc=f"annotate {cfg.method}")
+    total = sum(min(chunk, len(todo_ids) - c * chunk) for c in chunks)
+    bar = tqdm(total=total, disable=not progress, unit="img", desc=f"annotate {cfg.method}")
     for c in chunks:
         ids = todo_ids[c * chunk : (c + 1) * chunk]
         sig, calls = annotate_images(prob, images[torch.as_tensor(ids)], ids, cfg, batch_size)

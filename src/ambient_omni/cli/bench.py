@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and OUT/results.md (mean and sd over seeds). Recipes: the recipes/ folder of the repository, or a "
         ".toml path. Example: ambient bench blur --out bench/blur",
     )
-    parser.add_argument("recipe", help="recipe name (e.g. blur, jpeg, motion, ablation, ood, noise-sanity) or .toml path")
+    parser.add_argument("recipe", help="recipe name (blur, jpeg, motion, ablation, ood, regime, blur-small, demo) "
+                        "or .toml path; the noise sanity check (paper Table 7) is scripts/noise_sanity.py")
     parser.add_argument("--out", required=True, help="benchmark folder (created; reused to resume)")
     parser.add_argument("--only", default=None, help="run only cells whose name matches this glob, "
                         "e.g. 'blur-1.0__*__seed0'")
