@@ -297,7 +297,13 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
 
 
 def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
-    """All stages of one cell; returns ``{"metrics", "paths"}``."""
+    """All stages of one cell; returns ``{"metrics", "paths"}``. A ``noise-check`` cell stops at the
+    annotations (:mod:`ambient_omni.experiments.noise_sanity`): its metrics are ``{"annotation": ...}``."""
+    if cfg["method"] == "noise-check":
+        from ambient_omni.experiments.noise_sanity import NoiseCheckConfig, run_noise_check
+
+        return {"metrics": {"annotation": run_noise_check(NoiseCheckConfig.from_cell(cfg), cell_dir)},
+                "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
     dataset_dir = make_dataset(cfg, root)
     annotations = make_annotations(cfg, dataset_dir, root)
     siblings = sorted(d / "run" for d in (root / "cells").glob("*") if d != cell_dir)

@@ -13,6 +13,8 @@ Methods (how the annotation file for the training run is made):
 - ``classifier``: sigma_min from the noise-conditional classifier (``annotate_fast``).
 - ``ood-fixed``: OOD images get sigma_min = inf and one ``sigma_max`` (paper Table 1b baseline).
 - ``ood-crops``: OOD images get sigma_max from crop classifiers and the locality map.
+- ``noise-check``: no denoiser; a classifier annotates images with additive Gaussian noise of known
+  ``noise_std`` (paper Table 7, :mod:`ambient_omni.experiments.noise_sanity`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from ambient_omni.errors import AmbientError
 
-METHODS = ("clean-only", "all-data", "fixed", "classifier", "ood-fixed", "ood-crops")
+METHODS = ("clean-only", "all-data", "fixed", "classifier", "ood-fixed", "ood-crops", "noise-check")
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 

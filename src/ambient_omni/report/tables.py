@@ -16,6 +16,12 @@ import numpy as np
 FEATURE_COLUMNS = (("FD", ("features", "{f}", "fd")), ("precision", ("features", "{f}", "precision")),
                    ("recall", ("features", "{f}", "recall")))
 PIXEL_COLUMNS = (("memorized share", ("memorization", "share")), ("patch FD (pixels)", ("pixels", "patch_fd")))
+ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min", ("annotation", "mean_sigma_min")),
+                      ("mean / std", ("annotation", "mean_over_std")),
+                      ("median sigma_min", ("annotation", "median_sigma_min")),
+                      ("dense mean sigma_min", ("annotation", "dense_mean_sigma_min")),
+                      ("fast vs dense p95", ("annotation", "fast_vs_dense_p95")),
+                      ("calls per image", ("annotation", "calls_per_image")))
 
 
 def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float | None:
@@ -38,10 +44,12 @@ def mean_sd(values: list[float]) -> str:
 
 
 def columns(cells: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str]]:
-    """Columns present in the results: per feature extractor, then pixel-space ones."""
+    """Columns present in the results: per feature extractor, then pixel-space ones, then annotation
+    figures (noise-check cells); a column no cell has a value for is left out."""
     features = sorted({f for c in cells for f in c.get("metrics", {}).get("features", {})})
     cols = [(f"{title} [{f}]", path, f) for f in features for title, path in FEATURE_COLUMNS]
-    return cols + [(title, path, "") for title, path in PIXEL_COLUMNS]
+    cols += [(title, path, "") for title, path in PIXEL_COLUMNS + ANNOTATION_COLUMNS]
+    return [col for col in cols if any(_get(c.get("metrics", {}), col[1], col[2]) is not None for c in cells)]
 
 
 def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
