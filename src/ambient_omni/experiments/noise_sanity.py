@@ -67,7 +67,8 @@ class NoiseCheckConfig:
 
 
 def noisy_split(cfg: NoiseCheckConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(clean train, noisy train, held-out test, the same test images noised)``, float in [-1, 1]."""
+    """``(clean train, noisy train, held-out test, the same test images noised)`` as float tensors: the clean
+    ones in [-1, 1], the noisy ones unclamped (``y = x + std * z`` may leave [-1, 1])."""
     train, test = read_fashion_mnist("train").images, read_fashion_mnist("test").images
     if 2 * cfg.train_images > len(train):
         raise ValueError(f"train_images {cfg.train_images}: at most {len(train) // 2} (half clean, half noisy)")
