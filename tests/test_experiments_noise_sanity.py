@@ -48,7 +48,8 @@ def test_noise_check_bench_cell_writes_annotation_table(tmp_path: Path) -> None:
     fig = cell["metrics"]["annotation"]
     grid = lognormal_grid()
     assert fig["true_std"] == 0.1 and fig["n_fast"] == 3 and fig["n_dense"] == 1
-    assert grid[0] <= fig["mean_sigma_min"] <= grid[-1]
+    # a mean of grid values stays on the grid's range (up to float rounding: all images may sit at one end)
+    assert grid[0] * (1 - 1e-9) <= fig["mean_sigma_min"] <= grid[-1] * (1 + 1e-9)
     assert fig["mean_over_std"] == pytest.approx(fig["mean_sigma_min"] / 0.1)
     assert 0 < fig["calls_per_image"] <= fig["dense_calls_per_image"] / 16
     assert set(fig["accuracy_at_std_multiple"]) == {"0.5", "1", "2", "4"}
