@@ -19,7 +19,7 @@ def test_from_cell_reads_level_seeds_and_check_table() -> None:
     assert (cfg.std, cfg.seed, cfg.data_seed, cfg.lr, cfg.steps) == (0.1, 3, 2, 2e-3, 7)
     with pytest.raises(ValueError, match="noise_std"):
         NoiseCheckConfig.from_cell({"seed": 0})
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="no_such_option.*known: .*steps"):
         NoiseCheckConfig.from_cell({"noise_std": 0.1, "check": {"no_such_option": 1}})
 
 

@@ -21,7 +21,7 @@ Used by the ``noise-check`` bench method (recipe ``noise-sanity``) and ``scripts
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,12 @@ class NoiseCheckConfig:
         """From a bench cell: ``noise_std``, ``seed``, ``data_seed`` and the ``[check]`` table."""
         if "noise_std" not in cfg:
             raise ValueError("a noise-check cell needs 'noise_std' (the std of the added Gaussian noise)")
+        check = dict(cfg.get("check", {}))
+        known = {f.name for f in fields(cls)} - {"std", "seed", "data_seed"}
+        if unknown := sorted(set(check) - known):
+            raise ValueError(f"[check] option(s) {', '.join(unknown)} unknown; known: {', '.join(sorted(known))}")
         return cls(std=float(cfg["noise_std"]), seed=int(cfg.get("seed", 0)), data_seed=int(cfg.get("data_seed") or 0),
-                   **cfg.get("check", {}))
+                   **check)
 
 
 def noisy_split(cfg: NoiseCheckConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
