@@ -97,6 +97,26 @@ def test_train_classifier_writes_a_model_that_beats_chance(tmp_path: Path) -> No
     assert acc > 0.9, acc
 
 
+def test_train_classifier_is_deterministic_whatever_the_global_rng(tmp_path: Path) -> None:
+    """Same seed -> bitwise the same weights, even when the caller's global RNG state differs (the
+    initial weights once came from the unseeded global RNG: two bench runs of one cell diverged)."""
+    from safetensors.torch import load_file
+
+    pos, neg = _toy(32)
+    weights = []
+    for k, draw in enumerate((0, 1000)):
+        torch.randn(draw)  # consume the global RNG differently before each run
+        folder = train_classifier(NET, pos, neg, tmp_path / f"run{k}", steps=3, batch_size=16, checkpoint_every=0,
+                                  device="cpu", progress=False)
+        weights.append(load_file(str(folder / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+    other = train_classifier(NET, pos, neg, tmp_path / "seed1", steps=3, batch_size=16, checkpoint_every=0,
+                             device="cpu", progress=False, seed=1)
+    assert not torch.equal(load_file(str(other / "model.safetensors"))["encoder.conv_in.weight"],
+                           weights[0]["encoder.conv_in.weight"])
+
+
 def test_train_classifier_crop_defaults_and_bad_settings(tmp_path: Path) -> None:
     pos, neg = _smooth_and_noisy(8)
     folder = train_classifier(NET, pos, neg, tmp_path / "crop", crop_size=4, steps=1, batch_size=4,

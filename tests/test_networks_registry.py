@@ -77,3 +77,15 @@ def test_errors_name_the_problem(config: dict, word: str) -> None:
         build_network(config)
     with pytest.raises(AmbientError):
         preset_config("no-such-preset")
+
+
+def test_init_seed_fixes_the_weights_and_leaves_the_global_rng_alone() -> None:
+    config = {"kind": "classifier", **SMALL}
+    state = torch.get_rng_state()
+    a = build_network(config, init_seed=5)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG did not move
+    torch.randn(100)
+    b, c = build_network(config, init_seed=5), build_network(config, init_seed=6)
+    pa, pb, pc = (dict(m.named_parameters()) for m in (a, b, c))
+    assert all(torch.equal(pa[n], pb[n]) for n in pa)
+    assert not all(torch.equal(pa[n], pc[n]) for n in pa)

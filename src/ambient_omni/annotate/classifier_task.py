@@ -31,7 +31,7 @@ from torch import nn
 
 from ambient_omni.errors import AmbientError
 from ambient_omni.networks.registry import build_network, network_config
-from ambient_omni.seeding import generator
+from ambient_omni.seeding import derive_seed, generator
 from ambient_omni.training.loop import Trainer, TrainConfig
 
 NOISE_SIGMAS = (-1.2, 1.2, None)
@@ -192,7 +192,7 @@ def train_classifier(
     if sigma_cap is not None and not (sigma_cap > 0 and math.isfinite(sigma_cap)):
         raise AmbientError(f"--sigma-cap must be a positive number, got {sigma_cap}")
     kind = "noise" if crop_size is None else "crop"
-    task = ClassifierTask(build_network(network), positives, negatives, batch_size, balanced=balanced, p_mean=p_mean,
+    task = ClassifierTask(build_network(network, init_seed=derive_seed(seed, "classifier-init")), positives, negatives, batch_size, balanced=balanced, p_mean=p_mean,
                           p_std=p_std, sigma_cap=sigma_cap, crop_size=crop_size, seed=seed,
                           info={"kind": kind, **(info or {})})
     config = TrainConfig(total_images=total_images, steps=steps, batch_size=batch_size, lr=lr,

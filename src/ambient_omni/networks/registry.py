@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from ambient_omni.diffusion.edm import EDMPrecond
@@ -70,8 +71,13 @@ def preset_config(name: str, **overrides: Any) -> dict[str, Any]:
     return {**copy.deepcopy(PRESETS[name]), **overrides}
 
 
-def build_network(config: dict[str, Any]) -> nn.Module:
-    """Build the network described by ``config`` (see module doc)."""
+def build_network(config: dict[str, Any], init_seed: int | None = None) -> nn.Module:
+    """Build the network described by ``config`` (see module doc).
+
+    ``init_seed``: initialise the weights from the global torch RNG seeded with it, inside a fork that
+    leaves the caller's RNG state as it was (``None``: draw from the global RNG as it stands). Training
+    code passes a seed derived from its run seed, so a run's initial weights depend on that seed only.
+    """
     if not isinstance(config, dict) or "kind" not in config:
         raise AmbientError(f"network config must be an object with a 'kind' entry, got {config!r}")
     kind = config["kind"]
@@ -84,11 +90,15 @@ def build_network(config: dict[str, Any]) -> nn.Module:
     if unknown:
         raise AmbientError(f"network config of kind {kind!r}: unknown option(s) {unknown}; "
                            f"allowed: {sorted(allowed)}")
+    kwargs = {k: tuple(v) if k in _TUPLE_ARGS else v for k, v in args.items()}
     try:
-        model = builder(**{k: tuple(v) if k in _TUPLE_ARGS else v for k, v in args.items()})
+        if init_seed is None:
+            return builder(**kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            return builder(**kwargs)
     except TypeError as err:
         raise AmbientError(f"network config of kind {kind!r}: {err}") from None
-    return model
 
 
 def network_config(model: nn.Module) -> dict[str, Any]:

@@ -94,9 +94,7 @@ class DenoiserTask:
         self.network = preset_config(s.preset, **overrides)
         if self.network.get("kind") != "denoiser":
             raise AmbientError(f"--preset {s.preset}: not a denoiser preset (kind {self.network.get('kind')!r})")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(s.seed, _PURPOSE_INIT))
-            self.model: nn.Module = build_network(self.network)
+        self.model: nn.Module = build_network(self.network, init_seed=derive_seed(s.seed, _PURPOSE_INIT))
         self.loss_fn = AmbientLoss(sigma_data=float(self.network.get("sigma_data", 0.5)), ambient_weight=s.ambient_weight,
                                    variance_weight=s.variance_weight, buffer_s=s.buffer_s,
                                    noise_seed=int(self.dataset.info.get("seed", 0)))
