@@ -1,7 +1,8 @@
 """Fast-versus-dense sigma_min agreement on real Fashion-MNIST data (issue 4's acceptance figures).
 
 1. The demo's dataset (100 clean + 2,900 blurred sigma_B = 1 Fashion-MNIST train images) and its noise
-   classifier (the demo's settings), both built once under ``--out`` (or ``--classifier RUN``).
+   classifier (the demo's settings), both built once under ``--out`` (or ``--classifier RUN``, or another
+   recipe cell's dataset and classifier with ``--recipe NAME --cell CELL``).
 2. Held-out images: the first ``--images`` Fashion-MNIST TEST images, blurred the same way.
 3. The dense reference curves (2048 sigmas x 4 draws) of every held-out image, saved to
    ``--out/dense-curves.npz``; the dense sigma_min from them.
@@ -39,10 +40,14 @@ from ambient_omni.experiments.recipes import load_recipe
 from ambient_omni.training.checkpoint import load_model, model_folder
 
 
-def demo_classifier(out: Path) -> Path:
-    """Train (once) the demo recipe's noise classifier on the demo recipe's dataset; its model folder."""
-    recipe = load_recipe("demo")
-    cell = recipe.cells[0].config
+def recipe_classifier(out: Path, recipe_name: str = "demo", cell_name: str | None = None) -> Path:
+    """Train (once) a recipe cell's noise classifier on that cell's dataset (default: the demo's first
+    cell); its model folder."""
+    recipe = load_recipe(recipe_name)
+    cells = {c.name: c for c in recipe.cells}
+    if cell_name is not None and cell_name not in cells:
+        raise SystemExit(f"--cell {cell_name!r} is not a cell of recipe {recipe_name!r}: {', '.join(cells)}")
+    cell = (cells[cell_name] if cell_name else recipe.cells[0]).config
     dataset = pipeline.make_dataset(cell, out)
     ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {})}
     run = out / "classifier"
@@ -114,7 +119,11 @@ def self_check(prob: noise.ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: n
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--classifier", help="classifier run or model folder (default: train the demo's)")
+    parser.add_argument("--classifier", help="classifier run or model folder (default: train the one of --recipe's "
+                                               "--cell)")
+    parser.add_argument("--recipe", default="demo", help="recipe whose classifier to train (default demo)")
+    parser.add_argument("--cell", help="cell of --recipe whose dataset and classifier settings to use (default: "
+                                       "the first); e.g. --recipe blur --cell blur-1.0__classifier__seed0")
     parser.add_argument("--images", type=int, default=160, help="held-out blurred test images (default 160)")
     parser.add_argument("--check", type=int, default=8, help="images also annotated by the real fast search")
     parser.add_argument("--corruption", default="blur:sigma=1.0")
@@ -127,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    model_dir = model_folder(args.classifier) if args.classifier else demo_classifier(args.out)
+    model_dir = model_folder(args.classifier) if args.classifier else recipe_classifier(args.out, args.recipe, args.cell)
     prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"))
     images = held_out(args.images, args.corruption, args.seed)
     ids = np.arange(args.images) + 10**6
