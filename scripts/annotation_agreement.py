@@ -41,19 +41,12 @@ from ambient_omni.training.checkpoint import load_model, model_folder
 
 
 def recipe_classifier(out: Path, recipe_name: str = "demo", cell_name: str | None = None) -> Path:
-    """Train (once) a recipe cell's noise classifier on that cell's dataset (default: the demo's first
-    cell); its model folder."""
+    """Train (once) a recipe cell's noise classifier on that cell's dataset (default: the recipe's first
+    cell), as ``ambient bench`` does; its model folder."""
     recipe = load_recipe(recipe_name)
-    cells = {c.name: c for c in recipe.cells}
-    if cell_name is not None and cell_name not in cells:
-        raise SystemExit(f"--cell {cell_name!r} is not a cell of recipe {recipe_name!r}: {', '.join(cells)}")
-    cell = (cells[cell_name] if cell_name else recipe.cells[0]).config
-    dataset = pipeline.make_dataset(cell, out)
+    cell = (recipe.cell(cell_name) if cell_name else recipe.cells[0]).config
     ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {})}
-    run = out / "classifier"
-    if not (run / "model" / "model.safetensors").is_file():
-        pipeline._train_noise_classifier(dataset, ccfg, run)
-    return run / "model"
+    return pipeline.noise_classifier(ccfg, pipeline.make_dataset(cell, out), out)[0]
 
 
 def held_out(n: int, corruption: str, seed: int) -> torch.Tensor:

@@ -38,20 +38,12 @@ from ambient_omni.training.checkpoint import load_model
 
 def recipe_classifiers(recipe: str, cell_name: str, out: Path, seeds: list[int]) -> tuple[dict[str, Path], str]:
     """Train (once each) the cell's noise classifier at every seed; ``({label: model folder}, corruption)``."""
-    cells = {c.name: c for c in load_recipe(recipe).cells}
-    if cell_name not in cells:
-        raise SystemExit(f"--cell {cell_name!r} is not a cell of recipe {recipe!r}: {', '.join(cells)}")
-    cell = cells[cell_name].config
+    cell = load_recipe(recipe).cell(cell_name).config
     if "corruption" not in cell:
         raise SystemExit(f"cell {cell_name!r} has no corruption: not a clean-versus-corrupted cell")
     data = pipeline.make_dataset(cell, out)
-    models = {}
-    for seed in seeds:
-        ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {}), "seed": seed}
-        run = out / f"classifier-seed{seed}"
-        if not (run / "model" / "model.safetensors").is_file():
-            pipeline._train_noise_classifier(data, ccfg, run)
-        models[f"seed {seed}"] = run / "model"
+    ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {})}
+    models = {f"seed {seed}": pipeline.noise_classifier({**ccfg, "seed": seed}, data, out)[0] for seed in seeds}
     return models, cell["corruption"]
 
 

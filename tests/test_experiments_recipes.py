@@ -41,14 +41,16 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_expansion_crosses_settings_methods_seeds(tmp_path: Path) -> None:
     recipe = load_recipe(_write(tmp_path, RECIPE))
     assert len(recipe.cells) == 2 * 2 * 2
-    cell = next(c for c in recipe.cells if c.name == "blur-1.0__fixed-1.5__seed1")
-    assert cell.config["method"] == "fixed"
+    cell = recipe.cell("blur-1.0__fixed-1.5__seed1")
+    assert cell.name == "blur-1.0__fixed-1.5__seed1" and cell.config["method"] == "fixed"
     assert cell.config["sigma_min"] == 1.5
     assert cell.config["train"] == {"images": 200, "batch": 8}  # nested merge keeps base keys
     assert cell.config["seed"] == 1
-    other = next(c for c in recipe.cells if c.name == "blur-0.6__clean-only__seed0")
+    other = recipe.cell("blur-0.6__clean-only__seed0")
     assert other.config["train"]["images"] == 100
     assert cell.key() != other.key()
+    with pytest.raises(AmbientError, match="no cell 'nope'.*blur-0.6__clean-only__seed0"):
+        recipe.cell("nope")
 
 
 def test_unknown_method_and_missing_keys_are_errors(tmp_path: Path) -> None:

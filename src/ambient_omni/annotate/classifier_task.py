@@ -192,9 +192,9 @@ def train_classifier(
     if sigma_cap is not None and not (sigma_cap > 0 and math.isfinite(sigma_cap)):
         raise AmbientError(f"--sigma-cap must be a positive number, got {sigma_cap}")
     kind = "noise" if crop_size is None else "crop"
-    task = ClassifierTask(build_network(network, init_seed=derive_seed(seed, "classifier-init")), positives, negatives, batch_size, balanced=balanced, p_mean=p_mean,
-                          p_std=p_std, sigma_cap=sigma_cap, crop_size=crop_size, seed=seed,
-                          info={"kind": kind, **(info or {})})
+    model = build_network(network, init_seed=derive_seed(seed, "classifier-init"))
+    task = ClassifierTask(model, positives, negatives, batch_size, balanced=balanced, p_mean=p_mean, p_std=p_std,
+                          sigma_cap=sigma_cap, crop_size=crop_size, seed=seed, info={"kind": kind, **(info or {})})
     config = TrainConfig(total_images=total_images, steps=steps, batch_size=batch_size, lr=lr,
                          lr_rampup_images=lr_rampup_images, ema_halflife_images=ema_halflife_images,
                          checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, device=device, bf16=bf16,

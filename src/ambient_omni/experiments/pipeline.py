@@ -142,18 +142,24 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
     return path
 
 
+def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tuple[Path, str]:
+    """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
+    ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash."""
+    train_keys = ("preset", "images", "batch", "lr", "seed")
+    run_key = config_hash({"data": dataset_dir.name, **{k: ccfg.get(k) for k in train_keys}})
+    run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
+    if not (run / "model" / "model.safetensors").is_file():
+        _train_noise_classifier(dataset_dir, ccfg, run)
+    return run / "model", run_key
+
+
 def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
     """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once)."""
     from ambient_omni.annotate.noise import NoiseAnnotationConfig, annotate_dataset, write_pictures
     from ambient_omni.data.mixed import load_dataset
 
     ccfg = {**DEFAULT_CLASSIFIER, **cfg.get("classifier", {})}
-    train_keys = ("preset", "images", "batch", "lr", "seed")
-    run_key = config_hash({"data": dataset_dir.name, **{k: ccfg.get(k) for k in train_keys}})
-    run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
-    model_dir = run / "model"
-    if not (model_dir / "model.safetensors").is_file():
-        _train_noise_classifier(dataset_dir, ccfg, run)
+    model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
         search = {k: ccfg[k] for k in ANNOTATION_KEYS if k in ccfg}

@@ -65,6 +65,14 @@ class Recipe:
     cells: tuple[Cell, ...]
     path: Path
 
+    def cell(self, name: str) -> Cell:
+        """The cell called ``name`` (e.g. ``blur-1.0__classifier__seed0``); an error lists the names."""
+        for c in self.cells:
+            if c.name == name:
+                return c
+        names = ", ".join(c.name for c in self.cells)
+        raise AmbientError(f"recipe {self.name!r} has no cell {name!r}; cells: {names}")
+
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge: ``override`` wins; nested tables merge key by key."""
