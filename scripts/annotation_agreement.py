@@ -45,7 +45,7 @@ def recipe_classifier(out: Path, recipe_name: str = "demo", cell_name: str | Non
     cell), as ``ambient bench`` does; its model folder."""
     recipe = load_recipe(recipe_name)
     cell = (recipe.cell(cell_name) if cell_name else recipe.cells[0]).config
-    ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {})}
+    ccfg = pipeline.classifier_settings(cell)
     return pipeline.noise_classifier(ccfg, pipeline.make_dataset(cell, out), out)[0]
 
 

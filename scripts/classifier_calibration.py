@@ -42,7 +42,7 @@ def recipe_classifiers(recipe: str, cell_name: str, out: Path, seeds: list[int])
     if "corruption" not in cell:
         raise SystemExit(f"cell {cell_name!r} has no corruption: not a clean-versus-corrupted cell")
     data = pipeline.make_dataset(cell, out)
-    ccfg = {**pipeline.DEFAULT_CLASSIFIER, **cell.get("classifier", {})}
+    ccfg = pipeline.classifier_settings(cell)
     models = {f"seed {seed}": pipeline.noise_classifier({**ccfg, "seed": seed}, data, out)[0] for seed in seeds}
     return models, cell["corruption"]
 

@@ -1,4 +1,4 @@
-"""Bench pipeline stages: the ``ood-crops`` annotation of a tiny OOD cell, end to end and cached."""
+"""Bench pipeline stages: the ``ood-crops`` annotation of a tiny OOD cell, end to end and cached; classifier settings."""
 
 import math
 from pathlib import Path
@@ -74,3 +74,11 @@ def test_a_longer_budget_continues_a_finished_shorter_cell(tmp_path: Path, capsy
     straight = pipeline.train_denoiser(cfg, dataset, annotations, tmp_path / "straight" / "run")
     a, b = load_file(str(longer / "model.safetensors")), load_file(str(straight / "model.safetensors"))
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+def test_the_noise_classifier_seed_follows_the_cell_seed_unless_set() -> None:
+    # each training seed gets its own classifier, so a cell's seed spread includes the classifier's
+    assert pipeline.classifier_settings({"seed": 1})["seed"] == 1
+    assert pipeline.classifier_settings({"seed": 1, "classifier": {"seed": 5, "images": 9}}) == {
+        **pipeline.DEFAULT_CLASSIFIER, "seed": 5, "images": 9}
+    assert pipeline.classifier_settings({})["seed"] == 0

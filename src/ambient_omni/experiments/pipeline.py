@@ -6,7 +6,9 @@ Every stage writes its output to a folder and is skipped when that output alread
 with the same configuration hash, so a sweep killed midway resumes where it stopped (training
 itself resumes from its latest checkpoint). Stages shared by several cells (the dataset of a
 setting, its noise classifier and classifier annotations) are computed once per setting and
-data seed; the training seed varies only the denoiser run and its sampling. This is stated in
+data seed; the training seed varies the denoiser run and its sampling, and also the noise classifier
+(its initialisation, batches and annotation noise): classifiers trained with different seeds annotate
+differently, and a seed spread that left that out would flatter the classifier method. This is stated in
 every results table.
 """
 
@@ -142,6 +144,12 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
     return path
 
 
+def classifier_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The resolved ``[classifier]`` settings of cell ``cfg``: ``DEFAULT_CLASSIFIER``, then ``seed`` = the
+    cell's training seed, then the cell's own ``[classifier]`` table (an explicit ``classifier.seed`` wins)."""
+    return {**DEFAULT_CLASSIFIER, "seed": int(cfg.get("seed", 0)), **cfg.get("classifier", {})}
+
+
 def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tuple[Path, str]:
     """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
     ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash."""
@@ -158,7 +166,7 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
     from ambient_omni.annotate.noise import NoiseAnnotationConfig, annotate_dataset, write_pictures
     from ambient_omni.data.mixed import load_dataset
 
-    ccfg = {**DEFAULT_CLASSIFIER, **cfg.get("classifier", {})}
+    ccfg = classifier_settings(cfg)
     model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():

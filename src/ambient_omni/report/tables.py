@@ -120,7 +120,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         vals = [_get(cell["metrics"], path, f) for _, path, f in cols]
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
                      + f" | {cell.get('wall_s', 0) / 60:.1f} |")
-    lines += ["", "Entries: mean ± sample sd (number of training seeds).", ""]
+    lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser, "
+              "its samples and, for classifier methods, its noise classifier and annotation; the dataset is fixed "
+              "by the data seed.", ""]
     if results.get("protocol"):
         lines += ["Protocol: " + ", ".join(f"{k}={v}" for k, v in sorted(results["protocol"].items())), ""]
     if results.get("paper"):
