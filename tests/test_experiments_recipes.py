@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ambient_omni.errors import AmbientError
-from ambient_omni.experiments.recipes import RECIPE_DIR, load_recipe
+from ambient_omni.experiments.recipes import RECIPE_DIR, load_recipe, recipe_names
 
 RECIPE = """
 name = "toy"
@@ -70,6 +70,12 @@ def test_shipped_recipes_parse(path: Path) -> None:
     assert recipe.cells
     if recipe.name != "demo":  # the demo is a demonstration, the tables need a spread
         assert len({c.seed for c in recipe.cells}) >= 2, "every table needs at least two training seeds"
+
+
+def test_every_table_of_the_issue_ships_and_loads_by_name() -> None:
+    names = recipe_names()
+    assert {"blur", "jpeg", "motion", "ablation", "ood", "noise-sanity", "demo"} <= set(names)
+    assert all(load_recipe(name).name == name for name in names)
 
 
 def test_overrides_win_over_settings_and_methods(tmp_path: Path) -> None:

@@ -7,17 +7,19 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand."""
+    from ambient_omni.experiments.recipes import recipe_names
+
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark recipe (one per paper table); resumable",
         description="Run every (setting, method, seed) cell of a recipe: build the dataset, annotate by the "
         "cell's method, train the denoiser, sample and evaluate. A sweep killed midway resumes where it "
         "stopped (finished cells are kept, training resumes from its checkpoint). Writes OUT/results.json "
-        "and OUT/results.md (mean and sd over seeds). Recipes: the recipes/ folder of the repository, or a "
-        ".toml path. Example: ambient bench blur --out bench/blur",
+        "and OUT/results.md (mean and sd over seeds). Recipes: the ones shipped in ambient_omni/recipes/ "
+        "(one per paper table; noise-sanity is the annotation check of Table 7), or a .toml path. "
+        "Example: ambient bench blur --out bench/blur",
     )
-    parser.add_argument("recipe", help="recipe name (blur, jpeg, motion, ablation, ood, regime, blur-small, demo) "
-                        "or .toml path; the noise sanity check (paper Table 7) is scripts/noise_sanity.py")
+    parser.add_argument("recipe", help=f"recipe name ({', '.join(recipe_names())}) or .toml path")
     parser.add_argument("--out", required=True, help="benchmark folder (created; reused to resume)")
     parser.add_argument("--only", default=None, help="run only cells whose name matches this glob, "
                         "e.g. 'blur-1.0__*__seed0'")

@@ -85,16 +85,21 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def recipe_names() -> list[str]:
+    """Names of the recipes shipped with the package (``ambient_omni/recipes/*.toml``)."""
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml")) if RECIPE_DIR.is_dir() else []
+
+
 def find_recipe(name_or_path: str | os.PathLike) -> Path:
-    """Resolve a recipe given as a path or as a name in the repository's ``recipes/`` folder."""
+    """Resolve a recipe given as a path or as a name of a shipped recipe (:func:`recipe_names`)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     candidate = RECIPE_DIR / f"{name_or_path}.toml"
     if candidate.is_file():
         return candidate
-    known = sorted(p.stem for p in RECIPE_DIR.glob("*.toml")) if RECIPE_DIR.is_dir() else []
-    raise AmbientError(f"recipe {name_or_path!r} not found (a .toml path, or one of: {', '.join(known) or 'none'})")
+    known = ", ".join(recipe_names()) or "none"
+    raise AmbientError(f"recipe {name_or_path!r} not found (a .toml path, or one of: {known})")
 
 
 def _require(table: dict[str, Any], key: str, where: str) -> Any:
