@@ -1,6 +1,10 @@
 """Classifier task: batches (balanced, unbalanced, crops, ranks), truncated sigmas, learning a toy case;
-``train_classifier``: kind defaults, a loadable model folder that beats chance, bad settings."""
+``train_classifier``: kind defaults, a loadable model folder that beats chance, the separation check and
+its warning for a noise classifier at chance, bad settings."""
 
+import json
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +99,24 @@ def test_train_classifier_writes_a_model_that_beats_chance(tmp_path: Path) -> No
     assert settings["kind"] == "noise" and settings["data"] == "toy" and settings["crop_size"] is None
     acc = accuracy_at(load_model(folder), pos, neg, 0.05, torch.Generator().manual_seed(1))
     assert acc > 0.9, acc
+    check = json.loads((tmp_path / "run" / "check.json").read_text())
+    # sigma = the 10% quantile of LogNormal(-1.2, 1.2): exp(-1.2 + 1.2 * (-1.28155))
+    assert check["sigma"] == pytest.approx(math.exp(-1.2 - 1.2 * 1.2815516), rel=1e-6)
+    assert check["accuracy"] > 0.9 and check["images"] == 64
+
+
+def test_a_noise_classifier_at_chance_is_reported(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(3)
+    same = torch.randn(64, 1, 8, 8, generator=gen).clamp(-1, 1)  # both classes from one distribution
+    kwargs = {"steps": 4, "batch_size": 16, "checkpoint_every": 0, "device": "cpu", "progress": False}
+    with pytest.warns(UserWarning, match="did not learn"):
+        train_classifier(NET, same[:32], same[32:], tmp_path / "noise", **kwargs)
+    assert json.loads((tmp_path / "noise" / "check.json").read_text())["accuracy"] < 0.6
+    with warnings.catch_warnings():  # crop classifiers are expected at chance on crops too small to tell
+        warnings.simplefilter("error")
+        train_classifier(NET, same[:32], same[32:], tmp_path / "crop", crop_size=4, **kwargs)
+    check = json.loads((tmp_path / "crop" / "check.json").read_text())
+    assert check["sigma"] < 0.5 and check["accuracy"] < 0.6
 
 
 def test_train_classifier_is_deterministic_whatever_the_global_rng(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ambient_omni.cli.main import main
 from ambient_omni.data.mixed import MixedData, write_dataset
@@ -20,10 +21,11 @@ TINY = ["--channels", "4", "--blocks", "1", "--channel-mult", "1", "--steps", "2
         "--device", "cpu"]
 
 
-def test_noise_and_crop_classifiers(tmp_path: Path) -> None:
+def test_noise_and_crop_classifiers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = _dataset(tmp_path / "d", ["clean", "clean", "corrupted:noise:std=0.1", "ood:x"])
     assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), *TINY]) == 0
     assert load_model(tmp_path / "n" / "model")
+    assert "accuracy" in capsys.readouterr().out and (tmp_path / "n" / "check.json").is_file()
     assert main(["classifier", "train", "--kind", "crop", "--crop-size", "4", "--data", data,
                  "--out", str(tmp_path / "c"), *TINY]) == 0
     config = read_model_config(tmp_path / "c" / "model")
