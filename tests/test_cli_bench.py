@@ -1,0 +1,49 @@
+"""``ambient bench``: --list marks finished cells, --tables rebuilds the tables keeping the recorded command,
+unknown recipes and bad overrides are user errors, --help names the shipped recipes."""
+
+from pathlib import Path
+
+import pytest
+
+from ambient_omni.cli.main import main
+from ambient_omni.experiments.bench import run_bench
+from ambient_omni.experiments.recipes import load_recipe, recipe_names
+
+from test_experiments_bench import RECIPE, FakeRunner
+
+
+def _finished_bench(tmp_path: Path) -> tuple[Path, Path]:
+    path = tmp_path / "toy.toml"
+    path.write_text(RECIPE)
+    out = tmp_path / "out"
+    run_bench(load_recipe(path), out, runner=FakeRunner(), only="s__fixed__*", command="ambient bench toy --x",
+              log=lambda _: None)
+    return path, out
+
+
+def test_list_marks_done_and_todo_cells(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, out = _finished_bench(tmp_path)
+    assert main(["bench", str(path), "--out", str(out), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "done  s__fixed__seed0" in lines and "done  s__fixed__seed1" in lines
+    assert "todo  s__clean-only__seed0" in lines and len(lines) == 4
+
+
+def test_tables_rebuild_from_finished_cells(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, out = _finished_bench(tmp_path)
+    (out / "results.md").unlink()
+    assert main(["bench", str(path), "--out", str(out), "--tables"]) == 0
+    table = (out / "results.md").read_text()
+    assert "ambient bench toy --x" in table  # the command that produced the cells, not this one
+    assert "| s | fixed | 0,1 | 20.5 ± 0.707 (2) |" in table  # FD of seeds 0, 1: 20, 21
+
+
+def test_user_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "no-such-recipe", "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+    path, out = _finished_bench(tmp_path)
+    assert main(["bench", str(path), "--out", str(out), "--set", "train.images"]) == 2
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in recipe_names())
