@@ -50,6 +50,30 @@ def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, mo
     for name in ("training.loop.Trainer.run", "annotate.locality.dataset_locality", "annotate.crops.annotate_dataset"):
         monkeypatch.setattr(f"ambient_omni.{name}", _fail)
     assert pipeline.make_annotations({**cfg, "seed": 2}, dataset, root) == path
+    assert pipeline.annotation_metrics(cfg, path, dataset, root) == {
+        "mean_sigma_max": pytest.approx(float(table.sigma_max[table.sigma_max > 0].mean()))}
+
+
+def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "src.npy", rng.integers(0, 256, (40, 12, 12)).astype(np.uint8))
+    cfg = {"source": f"array:{tmp_path / 'src.npy'}", "n": 40, "clean_count": 8, "corruption": "blur:sigma=1.0",
+           "data_seed": 0, "method": "classifier", "seed": 0,
+           "classifier": {"preset": "fmnist-classifier-small", "network": TINY_NET, "images": 256, "batch": 16,
+                          "draws": 1, "max_points": 32, "stride": 128, "window": 16, "back": 12}}
+    root = tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    paths = [pipeline.make_annotations({**cfg, "seed": seed}, dataset, root) for seed in (0, 1)]
+    assert paths[0] != paths[1] and len(list((root / "classifiers").glob("*/model"))) == 2
+    table = read_annotations(paths[0])
+    clean = np.array([e["provenance"] == "clean" for e in table.extra])
+    assert clean.sum() == 8 and np.all(table.sigma_min[clean] == 0)
+    assert np.all(table.sigma_min[~clean] > 0) and np.all(np.isfinite(table.sigma_min[~clean]))
+    metrics = pipeline.annotation_metrics(cfg, paths[0], dataset, root)
+    assert metrics["mean_sigma_min"] == pytest.approx(float(table.sigma_min[~clean].mean()))
+    assert metrics["median_sigma_min"] == pytest.approx(float(np.median(table.sigma_min[~clean])))
+    assert 0 <= metrics["never_crossed_share"] <= 1 and 0 <= metrics["classifier_accuracy"] <= 1
+    assert pipeline.annotation_metrics({**cfg, "method": "fixed"}, paths[0], dataset, root) is None
 
 
 def _fail(*args: object, **kwargs: object) -> None:

@@ -101,14 +101,15 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
 # ----------------------------------------------------------------------------- annotations
 
 def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -> Path:
-    """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches)."""
+    """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches); ``cfg["network"]``
+    (optional) overrides the preset's network settings."""
     from ambient_omni.annotate.classifier_task import train_classifier
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.networks.registry import preset_config
 
     data = load_dataset(dataset_dir)
     clean = torch.tensor([p == "clean" for p in data.provenance])
-    network = preset_config(cfg["preset"], in_channels=int(data.images.shape[1]))
+    network = preset_config(cfg["preset"], in_channels=int(data.images.shape[1]), **cfg.get("network", {}))
     return train_classifier(network, data.images[clean], data.images[~clean], out, total_images=cfg["images"],
                             batch_size=cfg["batch"], lr=cfg["lr"], checkpoint_every=cfg.get("checkpoint_every", 500),
                             seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
@@ -153,7 +154,7 @@ def classifier_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tuple[Path, str]:
     """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
     ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash."""
-    train_keys = ("preset", "images", "batch", "lr", "seed")
+    train_keys = ("preset", "network", "images", "batch", "lr", "seed")
     run_key = config_hash({"data": dataset_dir.name, **{k: ccfg.get(k) for k in train_keys}})
     run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
     if not (run / "model" / "model.safetensors").is_file():
@@ -161,17 +162,47 @@ def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tup
     return run / "model", run_key
 
 
+def _annotation_config(ccfg: dict[str, Any]) -> Any:
+    """The :class:`~ambient_omni.annotate.noise.NoiseAnnotationConfig` of resolved classifier settings."""
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig
+
+    search = {k: ccfg[k] for k in ANNOTATION_KEYS if k in ccfg}
+    return NoiseAnnotationConfig(method=ccfg["annotate_method"], tau=ccfg["tau"], **search)
+
+
+def annotation_metrics(cfg: dict[str, Any], annotations: Path | None, dataset_dir: Path,
+                       root: Path) -> dict[str, float] | None:
+    """What a cell's annotation did, for its results row. ``classifier``: mean and median sigma_min of the
+    corrupted images, the share that never crossed tau (sigma_min = the grid's largest sigma, i.e. used
+    almost never), and the classifier's separation-check accuracy; ``ood-crops``: mean sigma_max of the
+    OOD images. Other methods: ``None``."""
+    from ambient_omni.data.annotations import read_annotations
+
+    if annotations is None or cfg["method"] not in ("classifier", "ood-crops"):
+        return None
+    table = read_annotations(annotations)
+    if cfg["method"] == "ood-crops":
+        return {"mean_sigma_max": float(table.sigma_max[table.sigma_max > 0].mean())}
+    ccfg = classifier_settings(cfg)
+    lo = table.sigma_min[(table.sigma_min > 0) & np.isfinite(table.sigma_min)]
+    metrics = {"mean_sigma_min": float(lo.mean()), "median_sigma_min": float(np.median(lo)),
+               "never_crossed_share": float(np.mean(lo >= _annotation_config(ccfg).grid().max()))}
+    check = noise_classifier(ccfg, dataset_dir, root)[0].parent / "check.json"
+    if check.is_file():
+        metrics["classifier_accuracy"] = float(read_json(check)["accuracy"])
+    return metrics
+
+
 def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
     """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once)."""
-    from ambient_omni.annotate.noise import NoiseAnnotationConfig, annotate_dataset, write_pictures
+    from ambient_omni.annotate.noise import annotate_dataset, write_pictures
     from ambient_omni.data.mixed import load_dataset
 
     ccfg = classifier_settings(cfg)
     model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
-        search = {k: ccfg[k] for k in ANNOTATION_KEYS if k in ccfg}
-        acfg = NoiseAnnotationConfig(method=ccfg["annotate_method"], tau=ccfg["tau"], **search)
+        acfg = _annotation_config(ccfg)
         data = load_dataset(dataset_dir)
         table = annotate_dataset(model_dir, data, out, acfg)
         write_pictures(out, model_dir, data, table, acfg)
@@ -323,6 +354,8 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
     siblings = sorted(d / "run" for d in (root / "cells").glob("*") if d != cell_dir)
     model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", siblings)
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
+    if (annotation := annotation_metrics(cfg, annotations, dataset_dir, root)) is not None:
+        metrics["annotation"] = annotation
     return {"metrics": metrics,
             "paths": {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,
                         "model": str(model_dir)}}

@@ -21,7 +21,10 @@ ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min
                       ("median sigma_min", ("annotation", "median_sigma_min")),
                       ("dense mean sigma_min", ("annotation", "dense_mean_sigma_min")),
                       ("fast vs dense p95", ("annotation", "fast_vs_dense_p95")),
-                      ("calls per image", ("annotation", "calls_per_image")))
+                      ("calls per image", ("annotation", "calls_per_image")),
+                      ("never crossing", ("annotation", "never_crossed_share")),
+                      ("classifier accuracy", ("annotation", "classifier_accuracy")),
+                      ("mean sigma_max", ("annotation", "mean_sigma_max")))
 
 
 def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float | None:
@@ -45,7 +48,7 @@ def mean_sd(values: list[float]) -> str:
 
 def columns(cells: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str]]:
     """Columns present in the results: per feature extractor, then pixel-space ones, then annotation
-    figures (noise-check cells); a column no cell has a value for is left out."""
+    figures (noise-check, classifier and ood-crops cells); a column no cell has a value for is left out."""
     features = sorted({f for c in cells for f in c.get("metrics", {}).get("features", {})})
     cols = [(f"{title} [{f}]", path, f) for f in features for title, path in FEATURE_COLUMNS]
     cols += [(title, path, "") for title, path in PIXEL_COLUMNS + ANNOTATION_COLUMNS]
