@@ -72,11 +72,21 @@ def test_locality_then_crops(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("method", ["fast", "dense"])
-def test_noise_cli_defaults_are_the_library_defaults(method: str) -> None:
-    """The CLI spells its defaults out for --help; they must stay those of NoiseAnnotationConfig / FastPlan."""
+def test_noise_cli_defaults_are_the_library_defaults(method: str, tmp_path: Path) -> None:
+    """The CLI spells its defaults out for --help; they must stay those of NoiseAnnotationConfig / FastPlan.
+    The grid's log-normal is the classifier's training one when it records it, else the default."""
     from ambient_omni.annotate.noise import NoiseAnnotationConfig
     from ambient_omni.cli.annotate import _noise_config
     from ambient_omni.cli.main import build_parser
 
-    args = build_parser().parse_args(["annotate", "noise", "--classifier", "c", "--data", "d", "--out", "o"])
+    save_model(tmp_path / "plain", build_network(CLF), {"kind": "classifier", "network": CLF})
+    save_model(tmp_path / "low", build_network(CLF),
+               {"kind": "classifier", "network": CLF, "classifier": {"p_mean": -3.5, "p_std": 1.0}})
+    parse = build_parser().parse_args
+    args = parse(["annotate", "noise", "--classifier", str(tmp_path / "plain"), "--data", "d", "--out", "o"])
     assert _noise_config(args, method) == NoiseAnnotationConfig(method=method)
+    args = parse(["annotate", "noise", "--classifier", str(tmp_path / "low"), "--data", "d", "--out", "o"])
+    assert _noise_config(args, method) == NoiseAnnotationConfig(method=method, p_mean=-3.5, p_std=1.0)
+    args = parse(["annotate", "noise", "--classifier", str(tmp_path / "low"), "--data", "d", "--out", "o",
+                  "--p-mean", "-1.0"])
+    assert _noise_config(args, method) == NoiseAnnotationConfig(method=method, p_mean=-1.0, p_std=1.0)

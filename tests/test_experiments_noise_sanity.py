@@ -46,7 +46,7 @@ def test_noise_check_bench_cell_writes_annotation_table(tmp_path: Path) -> None:
     results = run_bench(load_recipe(recipe_path), tmp_path / "out", command="ambient bench ns", log=lambda _: None)
     (cell,) = results["cells"]
     fig = cell["metrics"]["annotation"]
-    grid = lognormal_grid()
+    grid = lognormal_grid(p_mean=-3.5, p_std=1.0)  # the classifier's training log-normal (NoiseCheckConfig's)
     assert fig["true_std"] == 0.1 and fig["n_fast"] == 3 and fig["n_dense"] == 1
     # a mean of grid values stays on the grid's range (up to float rounding: all images may sit at one end)
     assert grid[0] * (1 - 1e-9) <= fig["mean_sigma_min"] <= grid[-1] * (1 + 1e-9)
@@ -54,6 +54,7 @@ def test_noise_check_bench_cell_writes_annotation_table(tmp_path: Path) -> None:
     assert 0 < fig["calls_per_image"] <= fig["dense_calls_per_image"] / 16
     assert set(fig["accuracy_at_std_multiple"]) == {"0.5", "1", "2", "4"}
     curves = np.load(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "curves.npz")
+    assert np.array_equal(curves["sigmas"], grid)
     assert curves["p"].shape == (1, grid.size) and np.isclose(curves["dense"][0], fig["dense_mean_sigma_min"])
     table = (tmp_path / "out" / "results.md").read_text()
     assert "mean sigma_min" in table and "fast vs dense p95" in table

@@ -233,6 +233,17 @@ def merge_parts(out: str | os.PathLike, provenance: Sequence[str], cfg: NoiseAnn
     )
 
 
+def training_lognormal(classifier: str | os.PathLike) -> tuple[float, float]:
+    """``(p_mean, p_std)`` of the log-normal the classifier at ``classifier`` (run or model folder) was
+    trained on; the annotation grid should be drawn from it (the classifier's P(clean) outside its training
+    sigmas is an extrapolation: a noise-0.05 classifier trained at ln sigma ~ N(-3.5, 1) kept P(clean) below
+    tau up to sigma 12.6 for a quarter of its images). Classifiers without the record: the defaults."""
+    from ambient_omni.training.checkpoint import model_folder, read_model_config
+
+    settings = read_model_config(model_folder(classifier)).get("classifier", {})
+    return float(settings.get("p_mean", curves.P_MEAN)), float(settings.get("p_std", curves.P_STD))
+
+
 def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.PathLike, cfg: NoiseAnnotationConfig,
                      *, chunk: int = 64, batch_size: int = 2048, device: torch.device | None = None, rank: int = 0,
                      world_size: int = 1, progress: bool = True) -> AnnotationTable | None:

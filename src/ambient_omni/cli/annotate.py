@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("--span", type=float, default=32, help="EMA span along the grid, alpha = 2/(span+1) (default 32)")
     n.add_argument("--grid-size", type=int, default=2048, help="sigmas in the log-normal grid (default 2048)")
     n.add_argument("--draws", type=int, default=4, help="noise draws per sigma (default 4)")
-    n.add_argument("--p-mean", type=float, default=-1.2, help="grid log-normal mean (default -1.2)")
-    n.add_argument("--p-std", type=float, default=1.2, help="grid log-normal std (default 1.2)")
+    n.add_argument("--p-mean", type=float, default=None, help="grid log-normal mean (default: the classifier's "
+                   "training log-normal, -1.2 for classifiers trained with the defaults)")
+    n.add_argument("--p-std", type=float, default=None, help="grid log-normal std (default: the classifier's, "
+                   "1.2 for the defaults)")
     n.add_argument("--stride", type=int, default=96, help="fast: coarse stride on the grid (default 96)")
     n.add_argument("--window", type=int, default=48, help="fast: points per refinement round (default 48)")
     n.add_argument("--back", type=int, default=32, help="fast: window start before the crossing (default 32)")
@@ -107,10 +109,13 @@ def run_fixed(args: argparse.Namespace) -> int:
 
 
 def _noise_config(args: argparse.Namespace, method: str) -> Any:
-    from ambient_omni.annotate.noise import NoiseAnnotationConfig
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig, training_lognormal
 
+    p_mean, p_std = training_lognormal(args.classifier)
+    p_mean = p_mean if args.p_mean is None else args.p_mean
+    p_std = p_std if args.p_std is None else args.p_std
     return NoiseAnnotationConfig(method=method, tau=args.tau, span=args.span, grid_size=args.grid_size,
-                                 draws=args.draws, p_mean=args.p_mean, p_std=args.p_std, seed=args.seed,
+                                 draws=args.draws, p_mean=p_mean, p_std=p_std, seed=args.seed,
                                  stride=args.stride, window=args.window, back=args.back,
                                  max_points=args.max_points, margin=args.margin,
                                  annotate_clean=args.annotate_clean)
