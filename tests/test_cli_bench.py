@@ -8,6 +8,7 @@ import pytest
 from ambient_omni.cli.main import main
 from ambient_omni.experiments.bench import run_bench
 from ambient_omni.experiments.recipes import load_recipe, recipe_names
+from ambient_omni.version import code_version
 
 from test_experiments_bench import RECIPE, FakeRunner
 
@@ -25,8 +26,10 @@ def test_list_marks_done_and_todo_cells(tmp_path: Path, capsys: pytest.CaptureFi
     path, out = _finished_bench(tmp_path)
     assert main(["bench", str(path), "--out", str(out), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "done  s__fixed__seed0" in lines and "done  s__fixed__seed1" in lines
-    assert "todo  s__clean-only__seed0" in lines and len(lines) == 4
+    done = [line for line in lines if line.startswith("done  s__fixed__seed")]
+    assert len(done) == 2 and "todo  s__clean-only__seed0" in lines and len(lines) == 4
+    commit = code_version()["commit"]  # each finished cell names the code that computed it
+    assert commit is None or all(f"(code {commit[:10]}" in line for line in done)
 
 
 def test_tables_rebuild_from_finished_cells(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe key for every cell (dotted, value read as TOML), e.g. "
                         "--set train.images=60000; repeatable. Changed cells get new keys, so nothing is mixed up")
-    parser.add_argument("--list", action="store_true", help="list the cells and whether they are done, then exit")
+    parser.add_argument("--list", action="store_true", help="list the cells, whether they are done and with which "
+                        "code commit (a finished cell is kept even after the code changes), then exit")
     parser.add_argument("--tables", action="store_true",
                         help="only regenerate results.json and results.md from the finished cells")
     parser.set_defaults(func=_run)
@@ -42,8 +43,10 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.list:
         for cell in recipe.cells:
-            done = finished_result(cell, out / "cells" / cell.name) is not None
-            print(f"{'done' if done else 'todo'}  {cell.name}")
+            result = finished_result(cell, out / "cells" / cell.name)
+            code = (result or {}).get("code") or {}
+            commit = f"  (code {code['commit'][:10]}{'+changes' if code.get('dirty') else ''})" if code.get("commit") else ""
+            print(f"{'done' if result is not None else 'todo'}  {cell.name}{commit}")
         return 0
     if args.tables:
         previous = (out / "results.json")

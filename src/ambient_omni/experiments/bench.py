@@ -4,7 +4,9 @@ Layout of ``OUT``: ``datasets/``, ``classifiers/``, ``annotations/``, ``denoiser
 (shared stages; the last two for ``ood-crops``), ``cells/<cell>/run`` (training run),
 ``cells/<cell>/samples`` (samples + metrics), ``cells/<cell>/result.json`` (written last: the cell
 is done), ``results.json``, ``results.md``.
-A cell is rerun only if its ``result.json`` is missing or was made for a different configuration.
+A cell is rerun only if its ``result.json`` is missing or was made for a different configuration; a
+change of code alone does not rerun it (``result.json`` records the code's commit: ``ambient bench --list``
+shows it), so remove a cell's folder, or use a new ``OUT``, to recompute it with new code.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from ambient_omni.errors import AmbientError
 from ambient_omni.experiments.recipes import Cell, Recipe
 from ambient_omni.report.tables import markdown_table
+from ambient_omni.version import code_version
 from ambient_omni.files import atomic_write_text, read_json, write_json
 
 CellRunner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
@@ -73,7 +76,7 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
         result = runner(cell.config, out, cell_dir)
         write_json(cell_dir / "result.json", {"name": cell.name, "setting": cell.setting, "method": cell.method,
                                               "seed": cell.seed, "key": cell.key(), "config": cell.config,
-                                              "wall_s": time.time() - start, **result})
+                                              "wall_s": time.time() - start, "code": code_version(), **result})
         write_tables(out, collect_results(recipe, out, command))
     results = collect_results(recipe, out, command)
     write_tables(out, results)
