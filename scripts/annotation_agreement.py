@@ -133,7 +133,8 @@ def main() -> None:
     prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"))
     images = held_out(args.images, args.corruption, args.seed)
     ids = np.arange(args.images) + 10**6
-    cfg = noise.NoiseAnnotationConfig(method="fast", seed=args.seed)
+    p_mean, p_std = noise.training_lognormal(model_dir)  # the grid of `ambient annotate noise`
+    cfg = noise.NoiseAnnotationConfig(method="fast", seed=args.seed, p_mean=p_mean, p_std=p_std)
     curves_file = args.out / "dense-curves.npz"
     saved = np.load(curves_file) if curves_file.is_file() else None
     if saved is not None and saved["p"].shape[0] == args.images:

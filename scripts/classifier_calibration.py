@@ -50,6 +50,7 @@ def recipe_classifiers(recipe: str, cell_name: str, out: Path, seeds: list[int])
 def calibrate(model_dir: Path, corruption: str, args: argparse.Namespace) -> list[dict]:
     """Print the accuracy at ``--sigmas`` and the annotation figures at every tau; return the latter."""
     clf = load_model(model_dir)
+    p_mean, p_std = noise.training_lognormal(model_dir)  # the grid of `ambient annotate noise`
     clean = read_fashion_mnist("test").images[: args.images]
     corrupted = parse_corruption(corruption)(clean, torch.arange(len(clean)), 0)
     for s in (float(v) for v in args.sigmas.split(",")):
@@ -59,6 +60,7 @@ def calibrate(model_dir: Path, corruption: str, args: argparse.Namespace) -> lis
     rows = []
     for tau in (float(t) for t in args.taus.split(",")):
         cfg = noise.NoiseAnnotationConfig(method="fast", tau=tau, draws=args.draws, max_points=args.max_points,
+                                          p_mean=p_mean, p_std=p_std,
                                           stride=args.stride, window=args.window, back=args.back)
         grid = cfg.grid()
         for name, x in (("clean test", clean), ("corrupted test", corrupted)):

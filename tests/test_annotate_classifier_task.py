@@ -15,6 +15,7 @@ from ambient_omni.annotate.classifier_task import (
     ClassifierTask,
     accuracy_at,
     random_crops,
+    separation_check,
     train_classifier,
     truncated_lognormal,
 )
@@ -117,6 +118,21 @@ def test_a_noise_classifier_at_chance_is_reported(tmp_path: Path) -> None:
         train_classifier(NET, same[:32], same[32:], tmp_path / "crop", crop_size=4, **kwargs)
     check = json.loads((tmp_path / "crop" / "check.json").read_text())
     assert check["sigma"] < 0.5 and check["accuracy"] < 0.6
+
+
+class _Constant(torch.nn.Module):
+    """P(positive) = sigmoid(-0.04) = 0.49 for every input: above tau = 0.45, a classifier that admits all."""
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x),), -0.04)
+
+
+def test_the_separation_check_is_balanced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30 clean against 256 corrupted: unbalanced, a constant "corrupted" answer would score 0.9
+    monkeypatch.setattr("ambient_omni.training.checkpoint.load_model", lambda folder: _Constant())
+    pos, neg = torch.zeros(30, 1, 8, 8), torch.zeros(300, 1, 8, 8)
+    check = separation_check(tmp_path, pos, neg, -1.2, 1.2, None, None, seed=0)
+    assert check["images"] == 30 and check["accuracy"] == 0.5
 
 
 def test_train_classifier_is_deterministic_whatever_the_global_rng(tmp_path: Path) -> None:

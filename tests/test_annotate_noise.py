@@ -146,3 +146,21 @@ def test_bad_settings_are_user_errors() -> None:
     with pytest.raises(AmbientError):
         noise.NoiseAnnotationConfig(method="fast", stride=4, max_points=10)
     assert math.isclose(noise.NoiseAnnotationConfig().grid()[0], curves.lognormal_grid()[0])
+
+
+def test_the_grid_comes_from_the_classifiers_training_lognormal(tmp_path: Path) -> None:
+    from ambient_omni.networks.registry import build_network
+    from ambient_omni.training.checkpoint import save_model
+
+    net = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1], "num_blocks": 1}
+
+    def saved(name: str, **settings: object) -> Path:
+        save_model(tmp_path / name, build_network(net), {"kind": "classifier", "network": net, "classifier": settings})
+        return tmp_path / name
+
+    assert noise.training_lognormal(saved("plain")) == (curves.P_MEAN, curves.P_STD)  # no record: the defaults
+    assert noise.training_lognormal(saved("low", kind="noise", p_mean=-3.5, p_std=1.0)) == (-3.5, 1.0)
+    with pytest.raises(AmbientError, match="crop classifier"):
+        noise.training_lognormal(saved("crop", kind="crop", crop_size=8, p_mean=-2.3, p_std=1.0, sigma_cap=0.5))
+    with pytest.warns(UserWarning, match="sigma <= 0.5"):
+        noise.training_lognormal(saved("capped", kind="noise", p_mean=-2.3, p_std=1.0, sigma_cap=0.5))

@@ -10,6 +10,7 @@ from ambient_omni.annotate.curves import lognormal_grid
 from ambient_omni.experiments.bench import run_bench
 from ambient_omni.experiments.noise_sanity import NoiseCheckConfig, noisy_split, summary_line
 from ambient_omni.experiments.recipes import load_recipe
+from ambient_omni.files import read_json
 
 TINY = "train_images = 64\nsteps = 6\nbatch = 16\nannotate = 3\ndense = 1\neval_batch = 512\n"
 
@@ -53,6 +54,8 @@ def test_noise_check_bench_cell_writes_annotation_table(tmp_path: Path) -> None:
     assert fig["mean_over_std"] == pytest.approx(fig["mean_sigma_min"] / 0.1)
     assert 0 < fig["calls_per_image"] <= fig["dense_calls_per_image"] / 16
     assert set(fig["accuracy_at_std_multiple"]) == {"0.5", "1", "2", "4"}
+    check = read_json(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "classifier" / "check.json")
+    assert fig["classifier_accuracy"] == check["accuracy"]
     curves = np.load(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "curves.npz")
     assert np.array_equal(curves["sigmas"], grid)
     assert curves["p"].shape == (1, grid.size) and np.isclose(curves["dense"][0], fig["dense_mean_sigma_min"])

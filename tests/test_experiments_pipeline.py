@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ambient_omni.annotate.curves import lognormal_grid
 from ambient_omni.data.annotations import read_annotations
 from ambient_omni.experiments import pipeline
 from ambient_omni.files import read_json
@@ -50,8 +51,10 @@ def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, mo
     for name in ("training.loop.Trainer.run", "annotate.locality.dataset_locality", "annotate.crops.annotate_dataset"):
         monkeypatch.setattr(f"ambient_omni.{name}", _fail)
     assert pipeline.make_annotations({**cfg, "seed": 2}, dataset, root) == path
-    assert pipeline.annotation_metrics(cfg, path, dataset, root) == {
-        "mean_sigma_max": pytest.approx(float(table.sigma_max[table.sigma_max > 0].mean()))}
+    # the reported figures are over all 32 OOD images, those no crop size admitted (sigma_max 0) included
+    assert pipeline.annotation_metrics(cfg, path) == {
+        "mean_sigma_max": pytest.approx(float(table.sigma_max[ood].sum()) / 32),
+        "unused_share": pytest.approx(float((table.sigma_max[ood] == 0).sum()) / 32)}
 
 
 def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:
@@ -69,11 +72,14 @@ def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotatio
     clean = np.array([e["provenance"] == "clean" for e in table.extra])
     assert clean.sum() == 8 and np.all(table.sigma_min[clean] == 0)
     assert np.all(table.sigma_min[~clean] > 0) and np.all(np.isfinite(table.sigma_min[~clean]))
-    metrics = pipeline.annotation_metrics(cfg, paths[0], dataset, root)
+    metrics = pipeline.annotation_metrics(cfg, paths[0])
     assert metrics["mean_sigma_min"] == pytest.approx(float(table.sigma_min[~clean].mean()))
     assert metrics["median_sigma_min"] == pytest.approx(float(np.median(table.sigma_min[~clean])))
-    assert 0 <= metrics["never_crossed_share"] <= 1 and 0 <= metrics["classifier_accuracy"] <= 1
-    assert pipeline.annotation_metrics({**cfg, "method": "fixed"}, paths[0], dataset, root) is None
+    top = lognormal_grid(2048, -1.2, 1.2, 0).max()  # the default grid: the classifier trained on (-1.2, 1.2)
+    assert metrics["never_crossed_share"] == pytest.approx(float(np.mean(table.sigma_min[~clean] >= top)))
+    model_dir, _ = pipeline.noise_classifier(pipeline.classifier_settings(cfg), dataset, root)  # seed 0's, cached
+    assert metrics["classifier_accuracy"] == read_json(model_dir.parent / "check.json")["accuracy"]
+    assert pipeline.annotation_metrics({**cfg, "method": "fixed"}, paths[0]) is None
 
 
 def _fail(*args: object, **kwargs: object) -> None:

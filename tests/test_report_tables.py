@@ -1,6 +1,6 @@
-"""Aggregation of cell metrics over seeds."""
+"""Aggregation of cell metrics over seeds; the mixed-code-versions warning."""
 
-from ambient_omni.report.tables import aggregate, markdown_table, mean_sd, paired_differences
+from ambient_omni.report.tables import aggregate, code_versions_note, markdown_table, mean_sd, paired_differences
 
 
 def _cell(setting: str, method: str, seed: int, fd: float) -> dict:
@@ -34,3 +34,14 @@ def test_paired_differences_against_the_first_method_use_matching_seeds_only() -
     table = markdown_table({"recipe": "r", "cells": cells})
     assert "FD [fm] minus base, paired by training seed" in table and "| setting | new | other |" in table and "| a | -1 ± 2.83 (2) | - |" in table
     assert paired_differences([_cell("a", "base", 0, 1.0)]) is None
+
+
+def test_cells_from_different_commits_are_flagged() -> None:
+    cells = [_cell("a", "x", 0, 1.0), _cell("a", "x", 1, 3.0), _cell("a", "y", 0, 7.0)]
+    assert code_versions_note(cells) == []  # no record (older cells): nothing to say
+    for cell, commit, dirty in zip(cells, ["1" * 40, "1" * 40, "2" * 40], [False, False, True]):
+        cell["code"] = {"package": "0.1.0", "commit": commit, "dirty": dirty}
+    table = markdown_table({"recipe": "r", "cells": cells})
+    assert "come from 2 commits: 1111111111 (2: a__x__seed0, a__x__seed1); 2222222222+changes (1: a__y__seed0)" in table
+    cells[2]["code"] = cells[0]["code"]
+    assert code_versions_note(cells) == []

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -38,6 +39,7 @@ from ambient_omni.errors import AmbientError
 from ambient_omni.files import write_json
 from ambient_omni.networks.registry import build_network, network_config
 from ambient_omni.seeding import derive_seed, generator
+from ambient_omni.training.distributed import barrier
 from ambient_omni.training.loop import Trainer, TrainConfig
 
 NOISE_SIGMAS = (-1.2, 1.2, None)
@@ -210,7 +212,7 @@ def train_classifier(
                          checkpoint_every=checkpoint_every, log_every=log_every, seed=seed, device=device, bf16=bf16,
                          progress=progress)
     folder = Trainer(task, config, out).run()
-    if (rank := os.environ.get("RANK")) is None or rank == "0":
+    if not dist.is_initialized() or dist.get_rank() == 0:
         check = separation_check(folder, positives, negatives, p_mean, p_std, sigma_cap, crop_size, seed)
         write_json(Path(out) / "check.json", check)
         if kind == "noise" and check["accuracy"] < CHANCE_ACCURACY:
@@ -219,16 +221,18 @@ def train_classifier(
                 f"{check['accuracy']:.2f} at sigma {check['sigma']:.3g}, chance is 0.5); its annotations would admit "
                 "corrupted images at every noise level. Try a lower lr, more images, or training sigmas nearer the "
                 "corruption's scale (p_mean).", stacklevel=2)
+    barrier()  # every rank may read check.json once train_classifier returns
     return folder
 
 
 def separation_check(model_dir: str | os.PathLike, positives: torch.Tensor, negatives: torch.Tensor,
                      p_mean: float, p_std: float, sigma_cap: float | None, crop_size: int | None, seed: int,
                      images: int = 256) -> dict[str, Any]:
-    """Accuracy of the trained classifier on up to ``images`` training images per class (crops of size
-    ``crop_size`` if given) at ``sigma = exp(p_mean + p_std * Phi^-1(q))``, ``q = CHECK_QUANTILE`` of the
-    (truncated) training log-normal: a low noise level, where a classifier that learned anything separates
-    best. Returns ``{"sigma", "accuracy", "images"}`` (images per class)."""
+    """Accuracy of the trained classifier on ``n = min(images, len(positives), len(negatives))`` training
+    images of EACH class (balanced, so a constant answer scores 0.5 however few clean images there are;
+    crops of size ``crop_size`` if given) at ``sigma = exp(p_mean + p_std * Phi^-1(q))``,
+    ``q = CHECK_QUANTILE`` of the (truncated) training log-normal: a low noise level, where a classifier that
+    learned anything separates best. Returns ``{"sigma", "accuracy", "images": n, "quantile": q}``."""
     from statistics import NormalDist
 
     from ambient_omni.training.checkpoint import load_model
@@ -236,12 +240,13 @@ def separation_check(model_dir: str | os.PathLike, positives: torch.Tensor, nega
     top = 1.0 if sigma_cap is None else NormalDist().cdf((math.log(sigma_cap) - p_mean) / p_std)
     sigma = math.exp(p_mean + p_std * NormalDist().inv_cdf(CHECK_QUANTILE * top))
     gen = generator(seed, "separation-check")
-    pos = positives[torch.randperm(len(positives), generator=gen)[:images]].float()
-    neg = negatives[torch.randperm(len(negatives), generator=gen)[:images]].float()
+    n = min(images, len(positives), len(negatives))
+    pos = positives[torch.randperm(len(positives), generator=gen)[:n]].float()
+    neg = negatives[torch.randperm(len(negatives), generator=gen)[:n]].float()
     if crop_size is not None:
         pos, neg = random_crops(pos, crop_size, gen), random_crops(neg, crop_size, gen)
     accuracy = accuracy_at(load_model(model_dir), pos, neg, sigma, gen)
-    return {"sigma": sigma, "accuracy": accuracy, "images": min(len(pos), len(neg)), "quantile": CHECK_QUANTILE}
+    return {"sigma": sigma, "accuracy": accuracy, "images": n, "quantile": CHECK_QUANTILE}
 
 
 def accuracy_at(model: nn.Module, positives: torch.Tensor, negatives: torch.Tensor, sigma: float,

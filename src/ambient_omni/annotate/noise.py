@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -237,10 +238,19 @@ def training_lognormal(classifier: str | os.PathLike) -> tuple[float, float]:
     """``(p_mean, p_std)`` of the log-normal the classifier at ``classifier`` (run or model folder) was
     trained on; the annotation grid should be drawn from it (the classifier's P(clean) outside its training
     sigmas is an extrapolation: a noise-0.05 classifier trained at ln sigma ~ N(-3.5, 1) kept P(clean) below
-    tau up to sigma 12.6 for a quarter of its images). Classifiers without the record: the defaults."""
+    tau up to sigma 12.6 for a quarter of its images). Classifiers without the record: the defaults.
+    A crop classifier is an error (it does not estimate sigma_min); a noise classifier trained with a
+    ``sigma_cap`` gets a warning, as the grid's upper tail lies above everything it saw."""
     from ambient_omni.training.checkpoint import model_folder, read_model_config
 
-    settings = read_model_config(model_folder(classifier)).get("classifier", {})
+    folder = model_folder(classifier)
+    settings = read_model_config(folder).get("classifier", {})
+    if settings.get("kind") == "crop":
+        raise AmbientError(f"{folder} is a crop classifier ({settings.get('crop_size')}x{settings.get('crop_size')}"
+                           " crops): sigma_min needs a noise classifier (ambient classifier train --kind noise)")
+    if settings.get("sigma_cap") is not None:
+        warnings.warn(f"{folder}: trained only at sigma <= {settings['sigma_cap']:g}; the annotation grid goes "
+                      "beyond it, where its P(clean) is an extrapolation", stacklevel=2)
     return float(settings.get("p_mean", curves.P_MEAN)), float(settings.get("p_std", curves.P_STD))
 
 

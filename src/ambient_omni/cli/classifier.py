@@ -99,6 +99,7 @@ def _network(args: argparse.Namespace, channels: int) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train with :func:`~ambient_omni.annotate.classifier_task.train_classifier`."""
+    import os
     from pathlib import Path
 
     from ambient_omni.annotate.classifier_task import train_classifier
@@ -118,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch, lr=args.lr, lr_rampup_images=args.lr_rampup, ema_halflife_images=args.ema_halflife,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, seed=args.seed, device=args.device,
         bf16=not args.no_bf16, progress=not args.no_progress, info=sources)
+    if int(os.environ.get("RANK") or 0) != 0:
+        return 0
     check = read_json(Path(args.out) / "check.json")
     print(f"classifier written to {folder}; accuracy {check['accuracy']:.3f} on {check['images']} training images "
           f"per class at sigma {check['sigma']:.3g} (the {check['quantile']:.0%} quantile of its training sigmas)")

@@ -66,6 +66,7 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
     cells = [c for c in recipe.cells if only is None or fnmatch.fnmatch(c.name, only)]
     if not cells:
         raise AmbientError(f"no cell of recipe {recipe.name!r} matches {only!r}")
+    code = code_version()  # the code as the sweep starts (a long sweep may outlive a commit)
     for k, cell in enumerate(cells, start=1):
         cell_dir = out / "cells" / cell.name
         if finished_result(cell, cell_dir) is not None:
@@ -76,7 +77,7 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
         result = runner(cell.config, out, cell_dir)
         write_json(cell_dir / "result.json", {"name": cell.name, "setting": cell.setting, "method": cell.method,
                                               "seed": cell.seed, "key": cell.key(), "config": cell.config,
-                                              "wall_s": time.time() - start, "code": code_version(), **result})
+                                              "wall_s": time.time() - start, "code": code, **result})
         write_tables(out, collect_results(recipe, out, command))
     results = collect_results(recipe, out, command)
     write_tables(out, results)

@@ -33,6 +33,7 @@ from ambient_omni.annotate import curves, noise
 from ambient_omni.annotate.classifier_task import accuracy_at, train_classifier
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
+from ambient_omni.files import read_json
 from ambient_omni.networks.registry import preset_config
 from ambient_omni.training.checkpoint import load_model
 
@@ -110,6 +111,7 @@ def run_noise_check(cfg: NoiseCheckConfig, out: str | Path) -> dict[str, Any]:
         "mean_over_std": float(fast.mean() / cfg.std), "calls_per_image": float(calls.mean()),
         "max_calls_per_image": int(calls.max()),
         "dense_calls_per_image": acfg.grid_size * acfg.draws, "accuracy_at_std_multiple": acc,
+        "classifier_accuracy": read_json(out / "classifier" / "check.json")["accuracy"],
         "n_fast": len(fast), "train_seconds": train_s, "annotate_seconds": fast_s,
         "config": asdict(cfg),
     }

@@ -4,12 +4,12 @@ dataset folder -> annotation file (by method) -> denoiser training -> samples ->
 
 Every stage writes its output to a folder and is skipped when that output already exists
 with the same configuration hash, so a sweep killed midway resumes where it stopped (training
-itself resumes from its latest checkpoint). Stages shared by several cells (the dataset of a
-setting, its noise classifier and classifier annotations) are computed once per setting and
-data seed; the training seed varies the denoiser run and its sampling, and also the noise classifier
-(its initialisation, batches and annotation noise): classifiers trained with different seeds annotate
-differently, and a seed spread that left that out would flatter the classifier method. This is stated in
-every results table.
+itself resumes from its latest checkpoint). Stages shared by several cells are computed once: the
+dataset of a setting (per data seed), and for ``ood-crops`` the target-only denoiser, its locality map and
+the crop classifiers (per ``crops.seed``). The training seed varies the denoiser run and its sampling, and
+for the ``classifier`` method also the noise classifier and its annotation (initialisation, batches,
+annotation noise): classifiers trained with different seeds annotate differently, and a seed spread that
+left that out would flatter the classifier method. Results tables say so under the table.
 """
 
 from __future__ import annotations
@@ -155,39 +155,47 @@ def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tup
     """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
     ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash."""
     train_keys = ("preset", "network", "images", "batch", "lr", "seed")
-    run_key = config_hash({"data": dataset_dir.name, **{k: ccfg.get(k) for k in train_keys}})
+    run_key = config_hash({"data": dataset_dir.name, **{k: ccfg[k] for k in train_keys if ccfg.get(k) is not None}})
     run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
     if not (run / "model" / "model.safetensors").is_file():
         _train_noise_classifier(dataset_dir, ccfg, run)
     return run / "model", run_key
 
 
-def _annotation_config(ccfg: dict[str, Any]) -> Any:
-    """The :class:`~ambient_omni.annotate.noise.NoiseAnnotationConfig` of resolved classifier settings."""
-    from ambient_omni.annotate.noise import NoiseAnnotationConfig
+def _annotation_config(ccfg: dict[str, Any], model_dir: Path) -> Any:
+    """The :class:`~ambient_omni.annotate.noise.NoiseAnnotationConfig` of resolved classifier settings, on
+    the grid of the classifier's training log-normal (as ``ambient annotate noise`` does)."""
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig, training_lognormal
 
     search = {k: ccfg[k] for k in ANNOTATION_KEYS if k in ccfg}
-    return NoiseAnnotationConfig(method=ccfg["annotate_method"], tau=ccfg["tau"], **search)
+    p_mean, p_std = training_lognormal(model_dir)
+    return NoiseAnnotationConfig(method=ccfg["annotate_method"], tau=ccfg["tau"], p_mean=p_mean, p_std=p_std, **search)
 
 
-def annotation_metrics(cfg: dict[str, Any], annotations: Path | None, dataset_dir: Path,
-                       root: Path) -> dict[str, float] | None:
-    """What a cell's annotation did, for its results row. ``classifier``: mean and median sigma_min of the
-    corrupted images, the share that never crossed tau (sigma_min = the grid's largest sigma, i.e. used
-    almost never), and the classifier's separation-check accuracy; ``ood-crops``: mean sigma_max of the
-    OOD images. Other methods: ``None``."""
+def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[str, float] | None:
+    """What a cell's annotation did, for its results row, read from the annotation file alone.
+    ``classifier``: mean and median sigma_min of the corrupted images, the share that never crossed tau
+    (sigma_min = the largest sigma of the grid the file records: used almost never), and the classifier's
+    separation-check accuracy (its run's ``check.json``, when there is one); ``ood-crops``: mean sigma_max
+    over the OOD images (0 included) and the share of them no crop size admitted (sigma_max = 0).
+    Other methods: ``None``."""
+    from ambient_omni.annotate.curves import lognormal_grid
     from ambient_omni.data.annotations import read_annotations
 
     if annotations is None or cfg["method"] not in ("classifier", "ood-crops"):
         return None
     table = read_annotations(annotations)
     if cfg["method"] == "ood-crops":
-        return {"mean_sigma_max": float(table.sigma_max[table.sigma_max > 0].mean())}
-    ccfg = classifier_settings(cfg)
+        hi = table.sigma_max[np.isinf(table.sigma_min)]
+        return {"mean_sigma_max": float(hi.mean()), "unused_share": float(np.mean(hi == 0))} if hi.size else None
+    made = table.created_by
     lo = table.sigma_min[(table.sigma_min > 0) & np.isfinite(table.sigma_min)]
+    if lo.size == 0:
+        return None
+    top = lognormal_grid(made["grid_size"], made["p_mean"], made["p_std"], made["grid_seed"]).max()
     metrics = {"mean_sigma_min": float(lo.mean()), "median_sigma_min": float(np.median(lo)),
-               "never_crossed_share": float(np.mean(lo >= _annotation_config(ccfg).grid().max()))}
-    check = noise_classifier(ccfg, dataset_dir, root)[0].parent / "check.json"
+               "never_crossed_share": float(np.mean(lo >= top))}
+    check = Path(made["classifier"]).parent / "check.json"
     if check.is_file():
         metrics["classifier_accuracy"] = float(read_json(check)["accuracy"])
     return metrics
@@ -202,7 +210,7 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
     model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
-        acfg = _annotation_config(ccfg)
+        acfg = _annotation_config(ccfg, model_dir)
         data = load_dataset(dataset_dir)
         table = annotate_dataset(model_dir, data, out, acfg)
         write_pictures(out, model_dir, data, table, acfg)
@@ -354,7 +362,7 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
     siblings = sorted(d / "run" for d in (root / "cells").glob("*") if d != cell_dir)
     model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", siblings)
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
-    if (annotation := annotation_metrics(cfg, annotations, dataset_dir, root)) is not None:
+    if (annotation := annotation_metrics(cfg, annotations)) is not None:
         metrics["annotation"] = annotation
     return {"metrics": metrics,
             "paths": {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,

@@ -24,7 +24,8 @@ ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min
                       ("calls per image", ("annotation", "calls_per_image")),
                       ("never crossing", ("annotation", "never_crossed_share")),
                       ("classifier accuracy", ("annotation", "classifier_accuracy")),
-                      ("mean sigma_max", ("annotation", "mean_sigma_max")))
+                      ("mean sigma_max", ("annotation", "mean_sigma_max")),
+                      ("OOD unused share", ("annotation", "unused_share")))
 
 
 def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float | None:
@@ -101,6 +102,22 @@ def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, str, list[str]
     return title, methods[0], methods[1:], rows
 
 
+def code_versions_note(cells: list[dict[str, Any]]) -> list[str]:
+    """A warning paragraph when the cells were computed by different code commits (cells are cached by
+    configuration, so a sweep resumed after a code change mixes versions); ``[]`` otherwise."""
+    versions: dict[str, list[str]] = defaultdict(list)
+    for cell in cells:
+        code = cell.get("code") or {}
+        if code.get("commit"):
+            versions[code["commit"][:10] + ("+changes" if code.get("dirty") else "")].append(cell["name"])
+    if len(versions) < 2:
+        return []
+    parts = [f"{v} ({len(names)}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for v, names in versions.items()]
+    return [f"**Mixed code versions**: these cells come from {len(versions)} commits: " + "; ".join(parts)
+            + ". Recompute the older ones (remove their cell folders) if the code change matters.", ""]
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The Markdown results table of a benchmark ``results.json`` (plus protocol and command)."""
     cells = results.get("cells", [])
@@ -124,8 +141,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
                      + f" | {cell.get('wall_s', 0) / 60:.1f} |")
     lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser, "
-              "its samples and, for classifier methods, its noise classifier and annotation; the dataset is fixed "
-              "by the data seed.", ""]
+              "its samples and, for the classifier method, its noise classifier and annotation; the dataset (and "
+              "the crop classifiers of ood-crops) is fixed by the data seed (crops.seed).", ""]
+    lines += code_versions_note(cells)
     if results.get("protocol"):
         lines += ["Protocol: " + ", ".join(f"{k}={v}" for k, v in sorted(results["protocol"].items())), ""]
     if results.get("paper"):
