@@ -35,3 +35,15 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert "bad.json" in capsys.readouterr().err
     assert main(["theory", "checks"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_noise_detection_prints_ratios_and_effective_pixels(capsys: pytest.CaptureFixture) -> None:
+    from ambient_omni.theory.noise_detection import effective_pixels, ideal_crossing_ratio
+
+    assert main(["theory", "noise-detection", "--pixels", "50", "--ratios", "2.5", "--tau", "0.4"]) == 0
+    out = capsys.readouterr().out
+    assert f"sigma* / s = {ideal_crossing_ratio(50, 0.4):.3f}" in out
+    assert f"the evidence of {effective_pixels(2.5, 0.4):.3g} pixels" in out
+    assert main(["theory", "noise-detection", "--ratios", "x"]) == 2
+    assert main(["theory", "noise-detection", "--tau", "0.6"]) == 2
+    assert "tau" in capsys.readouterr().err

@@ -21,6 +21,10 @@ The theory of Ambient Diffusion Omni (paper section 4), computed.
   ambient theory empirical --images FILE --out DIR
       Clean vs blurred Fashion-MNIST: a small CNN's held-out accuracy at each sigma -> d_TV lower
       bound, next to Theorem 4.2's 1/sigma decay anchored at the smallest sigma.
+  ambient theory noise-detection [--pixels 50,389] [--ratios 1.16,2.5] [--tau 0.45]
+      Gaussian-noise corruption of std s (paper Table 7): where an ideal classifier that sees d
+      constant pixels annotates (sigma* / s, a lower bound), and how many pixels' evidence a
+      measured annotation ratio corresponds to.
 """
 
 
@@ -32,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", nargs="?", default="crossing", choices=("crossing", "checks", "empirical"))
+    parser.add_argument("action", nargs="?", default="crossing", choices=("crossing", "checks", "empirical", "noise-detection"))
     cross = parser.add_argument_group("crossing")
     cross.add_argument("--n-clean", type=int, help="number of clean samples n1")
     cross.add_argument("--n-corrupted", type=int, help="number of corrupted samples n2")
@@ -56,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--images", type=Path, help="Fashion-MNIST IDX image file (.gz or raw) for `empirical`")
     check.add_argument("--blur", type=float, default=1.0, help="Gaussian blur sigma_B of the corrupted class (default 1.0)")
     check.add_argument("--epochs", type=int, default=2, help="training epochs per sigma for `empirical` (default 2)")
+    noise = parser.add_argument_group("noise-detection")
+    noise.add_argument("--pixels", default="1,10,50,100,389,784",
+                       help="comma-separated numbers of constant pixels d (default 1,10,50,100,389,784; 389 is "
+                       "Fashion-MNIST's median count of black pixels)")
+    noise.add_argument("--ratios", default="", help="comma-separated annotation ratios sigma_min / s to convert "
+                       "into effective pixels, e.g. 1.16,2.5")
+    noise.add_argument("--tau", type=float, default=0.45, help="annotation threshold (default 0.45)")
     parser.set_defaults(func=run)
 
 
@@ -156,6 +167,30 @@ def _run_empirical(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise AmbientError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+def _run_noise_detection(args: argparse.Namespace) -> int:
+    from ambient_omni.theory.noise_detection import effective_pixels, ideal_crossing_ratio
+
+    pixels, ratios = _floats(args.pixels, "--pixels"), _floats(args.ratios, "--ratios")
+    try:
+        print(f"ideal classifier on d constant pixels, tau {args.tau:g}: annotation sigma* / s (a lower bound)")
+        for d in pixels:
+            print(f"  d = {d:>8g}: sigma* / s = {ideal_crossing_ratio(d, args.tau):.3f}")
+        for ratio in ratios:
+            print(f"  annotation ratio {ratio:g} = the evidence of {effective_pixels(ratio, args.tau):.3g} pixels")
+    except ValueError as err:
+        raise AmbientError(str(err)) from None
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch on ``action``."""
-    return {"crossing": _run_crossing, "checks": _run_checks, "empirical": _run_empirical}[args.action](args)
+    actions = {"crossing": _run_crossing, "checks": _run_checks, "empirical": _run_empirical,
+               "noise-detection": _run_noise_detection}
+    return actions[args.action](args)

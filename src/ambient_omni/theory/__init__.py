@@ -2,7 +2,8 @@
 
 Public names: :func:`kde_tv_bound` (Theorem 4.1, explicit constants), :func:`kde_tv_bound_rate`
 (Theorem 4.1 as stated, chosen constant), :func:`contraction_bound` (Theorem 4.2),
-:func:`clean_only_error_bound` / :func:`mixed_error_bound` (bias-variance), :func:`crossing_sigma`.
+:func:`clean_only_error_bound` / :func:`mixed_error_bound` (bias-variance), :func:`crossing_sigma`,
+:func:`ideal_crossing_ratio` / :func:`effective_pixels` (where an ideal classifier annotates Gaussian noise).
 See docs/THEORY.md.
 """
 
@@ -18,6 +19,7 @@ from ambient_omni.theory.bounds import (
     mixed_error_bound,
 )
 from ambient_omni.theory.crossing import CrossingResult, CrossingSetup, crossing_sigma, edm_sigmas, step_choices
+from ambient_omni.theory.noise_detection import effective_pixels, ideal_crossing_ratio
 from ambient_omni.theory.tv import gaussian_shift_tv
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "contraction_bound_sharp",
     "crossing_sigma",
     "edm_sigmas",
+    "effective_pixels",
     "gaussian_shift_tv",
+    "ideal_crossing_ratio",
     "kde_bound",
     "kde_expected_tv_bound",
     "kde_tv_bound",
