@@ -164,3 +164,33 @@ def test_the_grid_comes_from_the_classifiers_training_lognormal(tmp_path: Path) 
         noise.training_lognormal(saved("crop", kind="crop", crop_size=8, p_mean=-2.3, p_std=1.0, sigma_cap=0.5))
     with pytest.warns(UserWarning, match="sigma <= 0.5"):
         noise.training_lognormal(saved("capped", kind="noise", p_mean=-2.3, p_std=1.0, sigma_cap=0.5))
+
+
+def test_edge_shares_count_both_ends_of_the_grid() -> None:
+    grid = np.array([0.01, 0.1, 1.0, 10.0])
+    assert noise.edge_shares(np.array([0.01, 0.01, 0.5, 10.0]), grid) == {"at_grid_min": 0.5, "never_crossed": 0.25}
+    assert noise.edge_shares(np.array([]), grid) == {"at_grid_min": 0.0, "never_crossed": 0.0}
+
+
+def test_a_classifier_that_calls_corrupted_images_clean_at_low_sigma_is_reported(tmp_path: Path) -> None:
+    """P(clean) = sigmoid(5) at every sigma: each corrupted image crosses tau at the grid's first point and
+    would train every level as if clean; annotate_dataset says so."""
+    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+    from ambient_omni.networks.registry import build_network
+    from ambient_omni.training.checkpoint import save_model
+
+    net = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1], "num_blocks": 1}
+    model = build_network(net)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+        model.head.bias.fill_(5.0)
+    save_model(tmp_path / "clf", model, {"kind": "classifier", "network": net})
+    provenance = ["clean", "corrupted:x", "corrupted:x", "corrupted:x"]
+    codes = np.random.default_rng(0).integers(0, 256, (4, 1, 8, 8), dtype=np.uint8)
+    write_dataset(tmp_path / "d", MixedData(codes, np.zeros(4, dtype=np.int64), ["t"] * 4, np.arange(4), provenance, 0))
+    cfg = noise.NoiseAnnotationConfig(**{**FAST, "grid_size": 512})
+    with pytest.warns(UserWarning, match="100% of the annotated images have P\\(clean\\) above tau already"):
+        table = noise.annotate_dataset(tmp_path / "clf", load_dataset(tmp_path / "d"), tmp_path / "a.jsonl", cfg,
+                                       progress=False)
+    assert np.all(table.sigma_min[1:] == cfg.grid().min())

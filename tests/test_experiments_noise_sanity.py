@@ -56,6 +56,9 @@ def test_noise_check_bench_cell_writes_annotation_table(tmp_path: Path) -> None:
     assert set(fig["accuracy_at_std_multiple"]) == {"0.5", "1", "2", "4"}
     check = read_json(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "classifier" / "check.json")
     assert fig["classifier_accuracy"] == check["accuracy"]
+    fast = np.load(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "curves.npz")["fast"]
+    assert fig["at_grid_min_share"] == pytest.approx(float(np.mean(fast <= grid[0])))
+    assert fig["never_crossed_share"] == pytest.approx(float(np.mean(fast >= grid[-1])))
     curves = np.load(tmp_path / "out" / "cells" / "std-0.1__classifier__seed0" / "curves.npz")
     assert np.array_equal(curves["sigmas"], grid)
     assert curves["p"].shape == (1, grid.size) and np.isclose(curves["dense"][0], fig["dense_mean_sigma_min"])

@@ -77,6 +77,8 @@ def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotatio
     assert metrics["median_sigma_min"] == pytest.approx(float(np.median(table.sigma_min[~clean])))
     top = lognormal_grid(2048, -1.2, 1.2, 0).max()  # the default grid: the classifier trained on (-1.2, 1.2)
     assert metrics["never_crossed_share"] == pytest.approx(float(np.mean(table.sigma_min[~clean] >= top)))
+    bottom = lognormal_grid(2048, -1.2, 1.2, 0).min()
+    assert metrics["at_grid_min_share"] == pytest.approx(float(np.mean(table.sigma_min[~clean] <= bottom)))
     model_dir, _ = pipeline.noise_classifier(pipeline.classifier_settings(cfg), dataset, root)  # seed 0's, cached
     assert metrics["classifier_accuracy"] == read_json(model_dir.parent / "check.json")["accuracy"]
     assert pipeline.annotation_metrics({**cfg, "method": "fixed"}, paths[0]) is None

@@ -165,6 +165,22 @@ def parts_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+FLOOR_WARNING_SHARE = 0.1
+"""``annotate_dataset`` warns when more than this share of annotated images sit at the grid's smallest sigma."""
+
+
+def edge_shares(sigma_min: np.ndarray, grid: np.ndarray) -> dict[str, float]:
+    """Shares of annotations at the ends of ``grid``: ``at_grid_min`` (P(clean) above tau already at the
+    smallest sigma: the image is used at every level, as if clean) and ``never_crossed`` (never above tau:
+    the largest sigma, used almost never). Both ends are where a classifier extrapolates beyond most of
+    its training sigmas; a large ``at_grid_min`` share is the unsafe one."""
+    values = np.asarray(sigma_min, dtype=float)
+    if values.size == 0:
+        return {"at_grid_min": 0.0, "never_crossed": 0.0}
+    return {"at_grid_min": float(np.mean(values <= grid.min() * (1 + 1e-9))),
+            "never_crossed": float(np.mean(values >= grid.max() * (1 - 1e-9)))}
+
+
 def targets(provenance: Sequence[str], annotate_clean: bool) -> np.ndarray:
     """Ids to annotate with the classifier: every non-clean image (and clean ones if asked)."""
     return np.array([i for i, p in enumerate(provenance) if annotate_clean or p != "clean"], dtype=np.int64)
@@ -278,6 +294,13 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
         return None
     table = merge_parts(out, data.provenance, cfg, str(folder), data.sha256, chunk)
     write_annotations(out, table)
+    edges = edge_shares(table.sigma_min[targets(data.provenance, cfg.annotate_clean)], cfg.grid())
+    if edges["at_grid_min"] > FLOOR_WARNING_SHARE:
+        warnings.warn(
+            f"{out}: {edges['at_grid_min']:.0%} of the annotated images have P(clean) above tau already at the "
+            f"smallest grid sigma ({cfg.grid().min():.3g}), so they will train every noise level as if clean. "
+            "A classifier can extrapolate wrongly far below its training sigmas (docs/RESULTS.md section 3); "
+            "check its P(clean) curves (OUT-curves.png) before training.", stacklevel=2)
     return table
 
 

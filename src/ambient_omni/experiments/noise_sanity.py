@@ -112,6 +112,7 @@ def run_noise_check(cfg: NoiseCheckConfig, out: str | Path) -> dict[str, Any]:
         "max_calls_per_image": int(calls.max()),
         "dense_calls_per_image": acfg.grid_size * acfg.draws, "accuracy_at_std_multiple": acc,
         "classifier_accuracy": read_json(out / "classifier" / "check.json")["accuracy"],
+        **{f"{k}_share": v for k, v in noise.edge_shares(fast, acfg.grid()).items()},
         "n_fast": len(fast), "train_seconds": train_s, "annotate_seconds": fast_s,
         "config": asdict(cfg),
     }

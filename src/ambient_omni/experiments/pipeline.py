@@ -174,12 +174,14 @@ def _annotation_config(ccfg: dict[str, Any], model_dir: Path) -> Any:
 
 def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[str, float] | None:
     """What a cell's annotation did, for its results row, read from the annotation file alone.
-    ``classifier``: mean and median sigma_min of the corrupted images, the share that never crossed tau
-    (sigma_min = the largest sigma of the grid the file records: used almost never), and the classifier's
+    ``classifier``: mean and median sigma_min of the corrupted images, the shares at the ends of the grid the
+    file records (:func:`~ambient_omni.annotate.noise.edge_shares`: never crossed tau, or above tau from the
+    smallest sigma on), and the classifier's
     separation-check accuracy (its run's ``check.json``, when there is one); ``ood-crops``: mean sigma_max
     over the OOD images (0 included) and the share of them no crop size admitted (sigma_max = 0).
     Other methods: ``None``."""
     from ambient_omni.annotate.curves import lognormal_grid
+    from ambient_omni.annotate.noise import edge_shares
     from ambient_omni.data.annotations import read_annotations
 
     if annotations is None or cfg["method"] not in ("classifier", "ood-crops"):
@@ -192,9 +194,9 @@ def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[st
     lo = table.sigma_min[(table.sigma_min > 0) & np.isfinite(table.sigma_min)]
     if lo.size == 0:
         return None
-    top = lognormal_grid(made["grid_size"], made["p_mean"], made["p_std"], made["grid_seed"]).max()
+    edges = edge_shares(lo, lognormal_grid(made["grid_size"], made["p_mean"], made["p_std"], made["grid_seed"]))
     metrics = {"mean_sigma_min": float(lo.mean()), "median_sigma_min": float(np.median(lo)),
-               "never_crossed_share": float(np.mean(lo >= top))}
+               "never_crossed_share": edges["never_crossed"], "at_grid_min_share": edges["at_grid_min"]}
     check = Path(made["classifier"]).parent / "check.json"
     if check.is_file():
         metrics["classifier_accuracy"] = float(read_json(check)["accuracy"])

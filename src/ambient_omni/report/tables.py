@@ -23,6 +23,7 @@ ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min
                       ("fast vs dense p95", ("annotation", "fast_vs_dense_p95")),
                       ("calls per image", ("annotation", "calls_per_image")),
                       ("never crossing", ("annotation", "never_crossed_share")),
+                      ("at grid minimum", ("annotation", "at_grid_min_share")),
                       ("classifier accuracy", ("annotation", "classifier_accuracy")),
                       ("mean sigma_max", ("annotation", "mean_sigma_max")),
                       ("OOD unused share", ("annotation", "unused_share")))
