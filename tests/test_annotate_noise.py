@@ -1,6 +1,7 @@
 """Annotation driver: common random numbers, fast vs dense, clean images, resume and sharding."""
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,16 @@ def test_a_classifier_that_calls_corrupted_images_clean_at_low_sigma_is_reported
     codes = np.random.default_rng(0).integers(0, 256, (4, 1, 8, 8), dtype=np.uint8)
     write_dataset(tmp_path / "d", MixedData(codes, np.zeros(4, dtype=np.int64), ["t"] * 4, np.arange(4), provenance, 0))
     cfg = noise.NoiseAnnotationConfig(**{**FAST, "grid_size": 512})
-    with pytest.warns(UserWarning, match="100% of the annotated images have P\\(clean\\) above tau already"):
-        table = noise.annotate_dataset(tmp_path / "clf", load_dataset(tmp_path / "d"), tmp_path / "a.jsonl", cfg,
-                                       progress=False)
-    assert np.all(table.sigma_min[1:] == cfg.grid().min())
+    data = load_dataset(tmp_path / "d")
+    with pytest.warns(UserWarning, match=r"3 corrupted images \(100% of the annotated, against 1 clean"):
+        table = noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", cfg, progress=False)
+    assert np.all(table.sigma_min[1:] == cfg.grid().min()) and table.sigma_min[0] == 0
+    assert [bool(e.get("at_floor")) for e in table.extra] == [False, True, True, True]
+    # --at-floor exclude: the same images are left out (sigma_min = inf), silently
+    excluded = noise.NoiseAnnotationConfig(**{**FAST, "grid_size": 512, "at_floor": "exclude"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "b.jsonl", excluded, progress=False)
+    assert np.all(np.isinf(table.sigma_min[1:])) and table.sigma_min[0] == 0
+    with pytest.raises(AmbientError, match="at-floor"):
+        noise.NoiseAnnotationConfig(at_floor="drop")

@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "before the estimated crossing (default 0.01; 0 = only at the crossing)")
     n.add_argument("--max-points", type=int, default=128, help="fast: grid points per image at most (default 128)")
     n.add_argument("--annotate-clean", action="store_true", help="run the classifier on clean images too")
+    n.add_argument("--at-floor", choices=("keep", "exclude"), default="keep",
+                   help="a corrupted image with P(clean) above tau already at the smallest grid sigma: keep it "
+                   "there (the paper's rule: used at every level, as if clean; default) or exclude it "
+                   "(sigma_min = inf), as one the classifier failed on")
     n.add_argument("--compare", type=int, default=0, metavar="N", help="also run dense on N images and print agreement")
     n.add_argument("--plot-images", type=int, default=4, metavar="K", help="images in the curve plot (default 4; 0: none)")
     n.add_argument("--chunk", type=int, default=64, help="images per resumable chunk (default 64)")
@@ -118,7 +122,7 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
                                  draws=args.draws, p_mean=p_mean, p_std=p_std, seed=args.seed,
                                  stride=args.stride, window=args.window, back=args.back,
                                  max_points=args.max_points, margin=args.margin,
-                                 annotate_clean=args.annotate_clean)
+                                 annotate_clean=args.annotate_clean, at_floor=args.at_floor)
 
 
 def run_noise(args: argparse.Namespace) -> int:
