@@ -52,13 +52,18 @@ CHANCE_ACCURACY = 0.6
 """A noise classifier below this accuracy at the check's sigma is reported as not having learned."""
 
 
+def mass_below_cap(p_mean: float, p_std: float, cap: float | None) -> float:
+    """``Phi((log cap - p_mean) / p_std)``: the log-normal's probability below ``cap`` (1 without a cap)."""
+    return 1.0 if cap is None else 0.5 * (1.0 + math.erf((math.log(cap) - p_mean) / (p_std * math.sqrt(2.0))))
+
+
 def truncated_lognormal(
     n: int, p_mean: float, p_std: float, cap: float | None, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
     """``sigma = exp(p_mean + p_std * Phi^-1(u * Phi((log cap - p_mean) / p_std)))``, ``u ~ U(0,1)``
     (``cap = None``: the plain log-normal)."""
     u = torch.rand(n, generator=generator, device=generator.device).to(device)
-    top = 1.0 if cap is None else 0.5 * (1.0 + math.erf((math.log(cap) - p_mean) / (p_std * math.sqrt(2.0))))
+    top = mass_below_cap(p_mean, p_std, cap)
     z = math.sqrt(2.0) * torch.erfinv((2.0 * u * top - 1.0).clamp(-1 + 1e-7, 1 - 1e-7))
     return torch.exp(p_mean + p_std * z)
 
@@ -237,7 +242,7 @@ def separation_check(model_dir: str | os.PathLike, positives: torch.Tensor, nega
 
     from ambient_omni.training.checkpoint import load_model
 
-    top = 1.0 if sigma_cap is None else NormalDist().cdf((math.log(sigma_cap) - p_mean) / p_std)
+    top = mass_below_cap(p_mean, p_std, sigma_cap)
     sigma = math.exp(p_mean + p_std * NormalDist().inv_cdf(CHECK_QUANTILE * top))
     gen = generator(seed, "separation-check")
     n = min(images, len(positives), len(negatives))

@@ -191,8 +191,13 @@ def edge_shares(sigma_min: np.ndarray, grid: np.ndarray) -> dict[str, float]:
     values = np.asarray(sigma_min, dtype=float)
     if values.size == 0:
         return {"at_grid_min": 0.0, "never_crossed": 0.0}
-    return {"at_grid_min": float(np.mean(values <= grid.min() * (1 + 1e-9))),
+    return {"at_grid_min": float(np.mean(_at_grid_min(values, grid))),
             "never_crossed": float(np.mean(values >= grid.max() * (1 - 1e-9)))}
+
+
+def _at_grid_min(sigma_min: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``sigma_min`` equal to the grid's smallest sigma (up to float rounding)."""
+    return np.asarray(sigma_min) <= grid.min() * (1 + 1e-9)
 
 
 def at_floor_mask(sigma_min: np.ndarray, provenance: Sequence[str], annotated: np.ndarray,
@@ -200,7 +205,7 @@ def at_floor_mask(sigma_min: np.ndarray, provenance: Sequence[str], annotated: n
     """Annotated non-clean images whose sigma_min is the grid's smallest sigma (P(clean) above tau from the
     start: see :data:`AT_FLOOR`)."""
     corrupted = np.array([p != "clean" for p in provenance], dtype=bool)
-    return annotated & corrupted & (np.asarray(sigma_min) <= grid.min() * (1 + 1e-9))
+    return annotated & corrupted & _at_grid_min(sigma_min, grid)
 
 
 def targets(provenance: Sequence[str], annotate_clean: bool) -> np.ndarray:

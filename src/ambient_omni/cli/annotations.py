@@ -80,12 +80,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def _sigmas(text: str) -> list[float]:
+    from ambient_omni.cli._options import comma_floats
     from ambient_omni.errors import AmbientError
 
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise AmbientError(f"--sigmas {text!r}: expected comma-separated numbers") from None
+    values = comma_floats(text, "--sigmas")
     if not values or min(values) <= 0:
         raise AmbientError(f"--sigmas {text!r}: need at least one sigma, all > 0")
     return values

@@ -167,17 +167,11 @@ def _run_empirical(args: argparse.Namespace) -> int:
     return 0
 
 
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise AmbientError(f"{option} takes comma-separated numbers, got {text!r}") from None
-
-
 def _run_noise_detection(args: argparse.Namespace) -> int:
+    from ambient_omni.cli._options import comma_floats
     from ambient_omni.theory.noise_detection import effective_pixels, ideal_crossing_ratio
 
-    pixels, ratios = _floats(args.pixels, "--pixels"), _floats(args.ratios, "--ratios")
+    pixels, ratios = comma_floats(args.pixels, "--pixels"), comma_floats(args.ratios, "--ratios")
     try:
         print(f"ideal classifier on d constant pixels, tau {args.tau:g}: annotation sigma* / s (a lower bound)")
         for d in pixels:

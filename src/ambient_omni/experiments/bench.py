@@ -22,8 +22,8 @@ from typing import Any
 from ambient_omni.errors import AmbientError
 from ambient_omni.experiments.recipes import Cell, Recipe
 from ambient_omni.report.tables import markdown_table
-from ambient_omni.version import code_version
 from ambient_omni.files import atomic_write_text, read_json, write_json
+from ambient_omni.version import code_version
 
 CellRunner = Callable[[dict[str, Any], Path, Path], dict[str, Any]]
 

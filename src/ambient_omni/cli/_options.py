@@ -1,0 +1,14 @@
+"""Parsing shared by several commands' options (not a command: the leading underscore keeps it out of
+``ambient``'s subcommand discovery)."""
+
+from __future__ import annotations
+
+from ambient_omni.errors import AmbientError
+
+
+def comma_floats(text: str, option: str) -> list[float]:
+    """``"0.1, 2,3"`` -> ``[0.1, 2.0, 3.0]`` (blank parts skipped); anything else is an error naming ``option``."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AmbientError(f"{option} {text!r}: expected comma-separated numbers") from None
