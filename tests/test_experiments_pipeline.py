@@ -108,6 +108,25 @@ def test_a_longer_budget_continues_a_finished_shorter_cell(tmp_path: Path, capsy
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
 
 
+def test_the_crops_stage_reuses_a_finished_target_only_cell_of_its_seed(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    cfg = {**_ood_cell(tmp_path), "method": "clean-only", "seed": 0}  # the crops stage's seed (crops.seed = 0)
+    root = tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    cell_run = root / "cells" / "target-only" / "run"
+    cell_model = pipeline.train_denoiser(cfg, dataset, pipeline.make_annotations(cfg, dataset, root), cell_run)
+    assert pipeline.denoiser_runs(root, root / "elsewhere") == [cell_run]
+    shared, _ = pipeline._target_denoiser(cfg, dataset, root, 0)
+    assert "continuing from" in capsys.readouterr().out  # adopted the cell's final checkpoint: no training
+    a, b = load_file(str(cell_model / "model.safetensors")), load_file(str(shared / "model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    assert pipeline.denoiser_runs(root, cell_run) == [shared.parent]
+    pipeline._target_denoiser(cfg, dataset, root, 1)  # another seed: another trajectory, trained anew
+    assert "continuing from" not in capsys.readouterr().out
+
+
 def test_the_noise_classifier_seed_follows_the_cell_seed_unless_set() -> None:
     # each training seed gets its own classifier, so a cell's seed spread includes the classifier's
     assert pipeline.classifier_settings({"seed": 1})["seed"] == 1

@@ -227,7 +227,7 @@ def _target_denoiser(cfg: dict[str, Any], dataset_dir: Path, root: Path, seed: i
     train = {**DEFAULT_TRAIN, **cfg.get("train", {})}
     key = config_hash({"data": dataset_dir.name, "train": train, "seed": seed, "annotations": annotations.name})
     run = root / "denoisers" / f"{dataset_dir.name}-target-only-{key}"
-    return train_denoiser({"train": train, "seed": seed}, dataset_dir, annotations, run), key
+    return train_denoiser({"train": train, "seed": seed}, dataset_dir, annotations, run, denoiser_runs(root, run)), key
 
 
 def _crop_classifier(data: Any, dataset_dir: Path, ccfg: dict[str, Any], size: int, root: Path) -> tuple[Path, str]:
@@ -327,6 +327,15 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     return trainer.run()
 
 
+def denoiser_runs(root: Path, exclude: Path) -> list[Path]:
+    """Every denoiser run folder of benchmark folder ``root`` but ``exclude``: the cells' ``run/`` folders and
+    the shared ``denoisers/`` (an ``ood-crops`` cell's target-only denoiser). A new run adopts the furthest
+    checkpoint among them on its own trajectory, so a target-only cell and the crops stage of the same seed
+    train once."""
+    runs = [d / "run" for d in (root / "cells").glob("*")] + list((root / "denoisers").glob("*"))
+    return sorted(r for r in runs if r != exclude)
+
+
 def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
     """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them."""
     from ambient_omni.data.imageset import to_uint8
@@ -362,8 +371,7 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
                 "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
     dataset_dir = make_dataset(cfg, root)
     annotations = make_annotations(cfg, dataset_dir, root)
-    siblings = sorted(d / "run" for d in (root / "cells").glob("*") if d != cell_dir)
-    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", siblings)
+    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", denoiser_runs(root, cell_dir / "run"))
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
     if (annotation := annotation_metrics(cfg, annotations)) is not None:
         metrics["annotation"] = annotation
