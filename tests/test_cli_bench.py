@@ -41,6 +41,23 @@ def test_tables_rebuild_from_finished_cells(tmp_path: Path, capsys: pytest.Captu
     assert "| s | fixed | 0,1 | 20.5 ± 0.707 (2) |" in table  # FD of seeds 0, 1: 20, 21
 
 
+def test_tables_name_cells_of_another_configuration_and_never_empty_the_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, out = _finished_bench(tmp_path)
+    before = (out / "results.json").read_text()
+    # the cells were made without overrides: --tables under an override matches none of them
+    assert main(["bench", str(path), "--out", str(out), "--tables", "--set", "train.images=7"]) == 2
+    err = capsys.readouterr().err
+    assert "s__fixed__seed0, s__fixed__seed1" in err and "ambient bench toy --x" in err
+    assert (out / "results.json").read_text() == before
+    # one cell remade under another configuration: the rebuild keeps the other and names the stranger
+    run_bench(load_recipe(path, ["train.images=7"]), out, runner=FakeRunner(), only="s__fixed__seed1",
+              log=lambda _: None)
+    assert main(["bench", str(path), "--out", str(out), "--tables"]) == 0
+    captured = capsys.readouterr()
+    assert "left out: s__fixed__seed1" in captured.err and "(1 cells)" in captured.out
+
+
 def test_user_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "no-such-recipe", "--out", str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err

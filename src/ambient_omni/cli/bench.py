@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ambient_omni.experiments.recipes import Recipe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,9 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ambient_omni.experiments.bench import collect_results, finished_result, run_bench, write_tables
+    from ambient_omni.experiments.bench import finished_result, run_bench
     from ambient_omni.experiments.recipes import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
@@ -49,15 +53,29 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{'done' if result is not None else 'todo'}  {cell.name}{commit}")
         return 0
     if args.tables:
-        previous = (out / "results.json")
-        command = None
-        if previous.is_file():
-            from ambient_omni.files import read_json
-
-            command = read_json(previous).get("command")
-        write_tables(out, collect_results(recipe, out, command))
-        print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
-        return 0
+        return _tables(recipe, out)
     run_bench(recipe, out, only=args.only)
     print((out / "results.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _tables(recipe: Recipe, out: Path) -> int:
+    """``--tables``: rebuild the tables from the finished cells matching ``recipe``, keeping the recorded
+    command; cells made with another configuration are named, and a rebuild that would keep none is refused."""
+    from ambient_omni.errors import AmbientError
+    from ambient_omni.experiments.bench import collect_results, foreign_cells, write_tables
+    from ambient_omni.files import read_json
+
+    previous = out / "results.json"
+    command = read_json(previous).get("command") if previous.is_file() else None
+    results, foreign = collect_results(recipe, out, command), foreign_cells(recipe, out)
+    if foreign:
+        print(f"warning: {len(foreign)} finished cell(s) of {out} do not match recipe {recipe.name!r} as "
+              f"configured now (other --set overrides or recipe version), left out: {', '.join(foreign)}"
+              + (f"; they were made by: {command}" if command else ""), file=sys.stderr)
+    if not results["cells"] and foreign:
+        raise AmbientError(f"no finished cell of {out} matches recipe {recipe.name!r}: pass the --set overrides "
+                           "the cells were made with; results.json left unchanged")
+    write_tables(out, results)
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'} ({len(results['cells'])} cells)")
     return 0

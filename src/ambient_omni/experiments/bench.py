@@ -37,6 +37,14 @@ def finished_result(cell: Cell, cell_dir: Path) -> dict[str, Any] | None:
     return result if result.get("key") == cell.key() else None
 
 
+def foreign_cells(recipe: Recipe, out: Path) -> list[str]:
+    """Names of the finished cells under ``out/cells`` that belong to no cell of ``recipe`` as configured
+    (made by another recipe version or other ``--set`` overrides): the tables leave them out."""
+    expected = {cell.name: cell.key() for cell in recipe.cells}
+    return sorted(path.parent.name for path in (out / "cells").glob("*/result.json")
+                  if read_json(path).get("key") != expected.get(path.parent.name))
+
+
 def collect_results(recipe: Recipe, out: Path, command: str | None = None) -> dict[str, Any]:
     """``results.json`` content: every finished cell of ``recipe`` under ``out`` (recipe order)."""
     cells = []
