@@ -27,17 +27,37 @@ def render(path: Path) -> str:
     return markdown_table(read_json(path))
 
 
+def add(folder: Path, results_dir: Path) -> Path:
+    """Copy bench folder ``folder``'s results.json to ``results_dir/<folder name>.json`` (it must hold cells)."""
+    source = folder / "results.json"
+    if not source.is_file():
+        raise SystemExit(f"{folder}: no results.json (run `ambient bench RECIPE --out {folder} --tables` first)")
+    if not read_json(source).get("cells"):
+        raise SystemExit(f"{source}: no finished cell")
+    target = results_dir / f"{folder.resolve().name}.json"
+    print(f"{'replaced' if target.exists() else 'added'} {target}")
+    shutil.copyfile(source, target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Render (or with ``--check`` verify) every table of the results folder; 1 if a check fails."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--add", nargs="*", default=[], metavar="BENCH_DIR", help="bench folders to copy in first")
+    parser.add_argument("--add", nargs="*", default=[], type=Path, metavar="BENCH_DIR",
+                        help="bench folders to copy in first (NAME = the folder's name)")
     parser.add_argument("--check", action="store_true", help="only check that every .md matches its .json")
     parser.add_argument("--dir", type=Path, default=RESULTS, help="the results folder (default: docs/results)")
     args = parser.parse_args(argv)
-    for folder in map(Path, args.add):
-        if not (folder / "results.json").is_file():
-            parser.error(f"{folder}: no results.json (run `ambient bench RECIPE --out {folder} --tables` first)")
-        shutil.copyfile(folder / "results.json", args.dir / f"{folder.name}.json")
-    stale = []
+    if args.check and args.add:
+        parser.error("--check verifies the folder as it is: give --add without --check")
+    if not args.dir.is_dir():
+        parser.error(f"{args.dir}: no such folder")
+    names = [folder.resolve().name for folder in args.add]
+    if len(set(names)) < len(names):
+        parser.error(f"--add: two folders share a name ({', '.join(names)}); their tables would overwrite each other")
+    for folder in args.add:
+        add(folder, args.dir)
+    stale = [md.name for md in sorted(args.dir.glob("*.md")) if not md.with_suffix(".json").is_file()]
     for path in sorted(args.dir.glob("*.json")):
         table, md = render(path), path.with_suffix(".md")
         if args.check:
@@ -47,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(md, table)
             print(f"wrote {md}")
     if stale:
-        print(f"not the rendering of their .json: {', '.join(stale)} (run scripts/results_tables.py)", file=sys.stderr)
+        print(f"not the rendering of a .json: {', '.join(stale)} (run scripts/results_tables.py; remove a table "
+              "whose .json is gone)", file=sys.stderr)
         return 1
     return 0
 

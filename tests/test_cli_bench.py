@@ -8,6 +8,7 @@ import pytest
 from ambient_omni.cli.main import main
 from ambient_omni.experiments.bench import run_bench
 from ambient_omni.experiments.recipes import load_recipe, recipe_names
+from ambient_omni.files import read_json
 from ambient_omni.version import code_version
 
 from test_experiments_bench import RECIPE, FakeRunner
@@ -41,21 +42,26 @@ def test_tables_rebuild_from_finished_cells(tmp_path: Path, capsys: pytest.Captu
     assert "| s | fixed | 0,1 | 20.5 ± 0.707 (2) |" in table  # FD of seeds 0, 1: 20, 21
 
 
-def test_tables_name_cells_of_another_configuration_and_never_empty_the_table(
+def test_tables_name_cells_of_another_configuration_and_never_write_an_empty_table(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path, out = _finished_bench(tmp_path)
     before = (out / "results.json").read_text()
     # the cells were made without overrides: --tables under an override matches none of them
     assert main(["bench", str(path), "--out", str(out), "--tables", "--set", "train.images=7"]) == 2
     err = capsys.readouterr().err
-    assert "s__fixed__seed0, s__fixed__seed1" in err and "ambient bench toy --x" in err
+    assert "s__fixed__seed0, s__fixed__seed1; made by: ambient bench toy --x" in err
     assert (out / "results.json").read_text() == before
-    # one cell remade under another configuration: the rebuild keeps the other and names the stranger
+    assert main(["bench", str(path), "--out", str(tmp_path / "typo"), "--tables"]) == 2
+    assert "is --out the right folder?" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    # seed 1 remade under another configuration: the rebuild keeps seed 0 with the command that made it
     run_bench(load_recipe(path, ["train.images=7"]), out, runner=FakeRunner(), only="s__fixed__seed1",
-              log=lambda _: None)
+              command="ambient bench toy --set train.images=7", log=lambda _: None)
     assert main(["bench", str(path), "--out", str(out), "--tables"]) == 0
     captured = capsys.readouterr()
-    assert "left out: s__fixed__seed1" in captured.err and "(1 cells)" in captured.out
+    assert "left out of the tables: s__fixed__seed1; made by: ambient bench toy --set train.images=7" in captured.err
+    results = read_json(out / "results.json")
+    assert [c["name"] for c in results["cells"]] == ["s__fixed__seed0"]
+    assert results["command"] == "ambient bench toy --x" and "(1 cells)" in captured.out
 
 
 def test_user_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -66,3 +66,41 @@ def test_changed_configuration_reruns_cell(tmp_path: Path) -> None:
     rerun = FakeRunner()
     run_bench(load_recipe(path), tmp_path / "out", runner=rerun, only="s__fixed__*", log=lambda _: None)
     assert [c["sigma_min"] for c in rerun.calls] == [2.0, 2.0]
+
+
+class ModelRunner(FakeRunner):
+    """FakeRunner that also leaves a 'model' in the cell folder, as the pipeline's training does, and
+    records whether one was already there when the cell started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found_model: list[bool] = []
+
+    def __call__(self, cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
+        model = cell_dir / "run" / "model.txt"
+        self.found_model.append(model.is_file())
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_text(str(cfg["sigma_min"]))
+        return super().__call__(cfg, root, cell_dir)
+
+
+def test_a_cell_rerun_under_another_configuration_never_reuses_the_old_folder(tmp_path: Path) -> None:
+    path, out, logs = tmp_path / "toy.toml", tmp_path / "out", []
+    path.write_text(RECIPE)
+    run_bench(load_recipe(path), out, runner=ModelRunner(), only="s__fixed__seed0", log=logs.append)
+    old_key = load_recipe(path).cells[2].key()
+    # killed after training, before result.json: only cell.json says what the folder holds
+    (out / "cells" / "s__fixed__seed1" / "run").mkdir(parents=True)
+    (out / "cells" / "s__fixed__seed1" / "run" / "model.txt").write_text("1.0")
+    (out / "cells" / "s__fixed__seed1" / "cell.json").write_text(f'{{"key": "{old_key}x"}}')
+    path.write_text(RECIPE.replace("sigma_min = 1.0", "sigma_min = 2.0"))
+    rerun = ModelRunner()
+    run_bench(load_recipe(path), out, runner=rerun, only="s__fixed__*", log=logs.append)
+    assert rerun.found_model == [False, False]  # both old models were moved aside, not trained on
+    assert (out / "replaced" / f"s__fixed__seed0-{old_key}" / "run" / "model.txt").read_text() == "1.0"
+    assert (out / "replaced" / f"s__fixed__seed1-{old_key}x" / "run" / "model.txt").read_text() == "1.0"
+    assert (out / "cells" / "s__fixed__seed0" / "run" / "model.txt").read_text() == "2.0"
+    assert any("warning: 1 finished cell(s)" in line and "s__fixed__seed0" in line for line in logs)
+    same = ModelRunner()  # the same configuration again: nothing moves, nothing runs
+    run_bench(load_recipe(path), out, runner=same, only="s__fixed__*", log=logs.append)
+    assert same.calls == [] and len(list((out / "replaced").iterdir())) == 2

@@ -125,6 +125,22 @@ def test_the_crops_stage_reuses_a_finished_target_only_cell_of_its_seed(tmp_path
     assert pipeline.denoiser_runs(root, cell_run) == [shared.parent]
     pipeline._target_denoiser(cfg, dataset, root, 1)  # another seed: another trajectory, trained anew
     assert "continuing from" not in capsys.readouterr().out
+    other_lr = {**cfg, "train": {**cfg["train"], "lr": 5e-4}}  # another setting: trained anew too
+    run = root / "cells" / "other-lr" / "run"
+    pipeline.train_denoiser(other_lr, dataset, pipeline.make_annotations(cfg, dataset, root), run,
+                            pipeline.denoiser_runs(root, run))
+    assert "continuing from" not in capsys.readouterr().out
+
+
+def test_a_target_only_cell_reuses_the_crops_stage_denoiser(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = {**_ood_cell(tmp_path), "method": "clean-only", "seed": 0}
+    root = tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    shared, _ = pipeline._target_denoiser(cfg, dataset, root, 0)  # the crops stage ran first
+    run = root / "cells" / "target-only" / "run"
+    pipeline.train_denoiser(cfg, dataset, pipeline.make_annotations(cfg, dataset, root), run,
+                            pipeline.denoiser_runs(root, run))
+    assert f"continuing from {shared.parent}" in capsys.readouterr().out
 
 
 def test_the_noise_classifier_seed_follows_the_cell_seed_unless_set() -> None:

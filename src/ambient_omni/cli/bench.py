@@ -60,22 +60,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tables(recipe: Recipe, out: Path) -> int:
-    """``--tables``: rebuild the tables from the finished cells matching ``recipe``, keeping the recorded
-    command; cells made with another configuration are named, and a rebuild that would keep none is refused."""
+    """``--tables``: rebuild the tables from the finished cells matching ``recipe``; cells made with another
+    configuration are named, and a rebuild that would keep no cell is refused (results.json unchanged)."""
     from ambient_omni.errors import AmbientError
-    from ambient_omni.experiments.bench import collect_results, foreign_cells, write_tables
+    from ambient_omni.experiments.bench import collect_results, describe_foreign, foreign_cells, write_tables
     from ambient_omni.files import read_json
 
     previous = out / "results.json"
     command = read_json(previous).get("command") if previous.is_file() else None
     results, foreign = collect_results(recipe, out, command), foreign_cells(recipe, out)
     if foreign:
-        print(f"warning: {len(foreign)} finished cell(s) of {out} do not match recipe {recipe.name!r} as "
-              f"configured now (other --set overrides or recipe version), left out: {', '.join(foreign)}"
-              + (f"; they were made by: {command}" if command else ""), file=sys.stderr)
-    if not results["cells"] and foreign:
-        raise AmbientError(f"no finished cell of {out} matches recipe {recipe.name!r}: pass the --set overrides "
-                           "the cells were made with; results.json left unchanged")
+        print(f"warning: {describe_foreign(recipe, foreign)}", file=sys.stderr)
+    if not results["cells"]:
+        hint = "pass the --set overrides the cells were made with" if foreign else "is --out the right folder?"
+        raise AmbientError(f"no finished cell of {out} matches recipe {recipe.name!r}: {hint}; nothing written")
     write_tables(out, results)
     print(f"wrote {out / 'results.json'} and {out / 'results.md'} ({len(results['cells'])} cells)")
     return 0

@@ -2,8 +2,9 @@
 
 Layout of ``OUT``: ``datasets/``, ``classifiers/``, ``annotations/``, ``denoisers/``, ``locality/``
 (shared stages; the last two for ``ood-crops``), ``cells/<cell>/run`` (training run),
-``cells/<cell>/samples`` (samples + metrics), ``cells/<cell>/result.json`` (written last: the cell
-is done), ``results.json``, ``results.md``.
+``cells/<cell>/samples`` (samples + metrics), ``cells/<cell>/cell.json`` (the configuration the folder
+holds), ``cells/<cell>/result.json`` (written last: the cell is done), ``results.json``, ``results.md``;
+``replaced/`` keeps cell folders of an earlier configuration of a cell that was run again.
 A cell is rerun only if its ``result.json`` is missing or was made for a different configuration; a
 change of code alone does not rerun it (``result.json`` records the code's commit: ``ambient bench --list``
 shows it), so remove a cell's folder, or use a new ``OUT``, to recompute it with new code.
@@ -37,24 +38,62 @@ def finished_result(cell: Cell, cell_dir: Path) -> dict[str, Any] | None:
     return result if result.get("key") == cell.key() else None
 
 
-def foreign_cells(recipe: Recipe, out: Path) -> list[str]:
-    """Names of the finished cells under ``out/cells`` that belong to no cell of ``recipe`` as configured
-    (made by another recipe version or other ``--set`` overrides): the tables leave them out."""
+def foreign_cells(recipe: Recipe, out: Path) -> dict[str, str | None]:
+    """The finished cells under ``out/cells`` that belong to no cell of ``recipe`` as configured (made by
+    another recipe version or other ``--set`` overrides; the tables leave them out): name -> the command
+    that made them (``None`` when the cell did not record it)."""
     expected = {cell.name: cell.key() for cell in recipe.cells}
-    return sorted(path.parent.name for path in (out / "cells").glob("*/result.json")
-                  if read_json(path).get("key") != expected.get(path.parent.name))
+    found: dict[str, str | None] = {}
+    for path in sorted((out / "cells").glob("*/result.json")):
+        result = read_json(path)
+        if result.get("key") != expected.get(path.parent.name):
+            found[path.parent.name] = result.get("command")
+    return found
+
+
+def describe_foreign(recipe: Recipe, foreign: dict[str, str | None]) -> str:
+    """One line naming the ``foreign`` cells (:func:`foreign_cells`) and the commands that made them."""
+    commands = list(dict.fromkeys(c for c in foreign.values() if c))
+    made = f"; made by: {' | '.join(commands)}" if commands else ""
+    return (f"{len(foreign)} finished cell(s) do not match recipe {recipe.name!r} as configured now (other --set "
+            f"overrides or recipe version) and are left out of the tables: {', '.join(foreign)}{made}")
 
 
 def collect_results(recipe: Recipe, out: Path, command: str | None = None) -> dict[str, Any]:
-    """``results.json`` content: every finished cell of ``recipe`` under ``out`` (recipe order)."""
+    """``results.json`` content: every finished cell of ``recipe`` under ``out`` (recipe order). The command
+    is the one(s) the cells recorded; ``command`` stands in when none did (cells of older code)."""
     cells = []
     for cell in recipe.cells:
         result = finished_result(cell, out / "cells" / cell.name)
         if result is not None:
             cells.append(result)
+    commands = list(dict.fromkeys(c["command"] for c in cells if c.get("command")))
     protocol = cells[0]["metrics"].get("protocol", {}) if cells else {}
     return {"recipe": recipe.name, "description": recipe.description, "paper": recipe.paper,
-            "command": command, "protocol": protocol, "n_cells": len(recipe.cells), "cells": cells}
+            "command": " ; ".join(commands) if commands else command, "protocol": protocol,
+            "n_cells": len(recipe.cells), "cells": cells}
+
+
+def claim_cell_dir(cell: Cell, cell_dir: Path, out: Path, log: Callable[[str], None] = print) -> None:
+    """Make ``cell_dir`` hold only work of this configuration of ``cell``, then record its key in
+    ``cell.json``. A folder made for another configuration (its ``cell.json`` or ``result.json`` names
+    another key) moves to ``out/replaced/<name>-<key>``, kept, so that nothing of it (a finished denoiser,
+    checkpoints) is taken for this configuration's."""
+    for marker in ("cell.json", "result.json"):
+        if (cell_dir / marker).is_file():
+            old_key = read_json(cell_dir / marker).get("key")
+            if old_key != cell.key():
+                dest = out / "replaced" / f"{cell.name}-{old_key}"
+                for n in range(1, 1000):
+                    if not dest.exists():
+                        break
+                    dest = out / "replaced" / f"{cell.name}-{old_key}-{n}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                cell_dir.rename(dest)
+                log(f"{cell.name}: the folder held another configuration ({old_key}); moved to {dest}")
+            break
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    write_json(cell_dir / "cell.json", {"name": cell.name, "key": cell.key(), "config": cell.config})
 
 
 def write_tables(out: Path, results: dict[str, Any]) -> None:
@@ -75,17 +114,21 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
     if not cells:
         raise AmbientError(f"no cell of recipe {recipe.name!r} matches {only!r}")
     code = code_version()  # the code as the sweep starts (a long sweep may outlive a commit)
+    if foreign := foreign_cells(recipe, out):
+        log(f"warning: {describe_foreign(recipe, foreign)}")
     for k, cell in enumerate(cells, start=1):
         cell_dir = out / "cells" / cell.name
         if finished_result(cell, cell_dir) is not None:
             log(f"[{k}/{len(cells)}] {cell.name}: done earlier, kept")
             continue
         log(f"[{k}/{len(cells)}] {cell.name}: running")
+        claim_cell_dir(cell, cell_dir, out, log)
         start = time.time()
         result = runner(cell.config, out, cell_dir)
         write_json(cell_dir / "result.json", {"name": cell.name, "setting": cell.setting, "method": cell.method,
                                               "seed": cell.seed, "key": cell.key(), "config": cell.config,
-                                              "wall_s": time.time() - start, "code": code, **result})
+                                              "wall_s": time.time() - start, "code": code, "command": command,
+                                              **result})
         write_tables(out, collect_results(recipe, out, command))
     results = collect_results(recipe, out, command)
     write_tables(out, results)

@@ -141,9 +141,11 @@ def markdown_table(results: dict[str, Any]) -> str:
         vals = [_get(cell["metrics"], path, f) for _, path, f in cols]
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
                      + f" | {cell.get('wall_s', 0) / 60:.1f} |")
-    lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser, "
-              "its samples and, for the classifier method, its noise classifier and annotation; the dataset (and "
-              "the crop classifiers of ood-crops) is fixed by the data seed (crops.seed).", ""]
+    lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser "
+              "and, for the classifier method, its noise classifier and annotation unless the recipe fixes "
+              "classifier.seed; the dataset (and the crop classifiers of ood-crops) is fixed by the data seed "
+              "(crops.seed). Every training seed samples from the same noise seeds (eval.first_seed on), so seeds "
+              "and methods are compared on common noise.", ""]
     lines += code_versions_note(cells)
     if results.get("protocol"):
         lines += ["Protocol: " + ", ".join(f"{k}={v}" for k, v in sorted(results["protocol"].items())), ""]
