@@ -3,6 +3,7 @@
     edges FILE...                    shares and counts of corrupted images at the grid's ends, per annotation file
     floor FILE --data DIR            corrupted images at the grid minimum against the other corrupted ones:
                                      RMSE to their Fashion-MNIST train originals, mean P(clean) at --sigmas
+    levels FILE                      clean and corrupted images admitted at sigma_t <= each of --sigmas
     pclean --classifier DIR --std S  a noise-check classifier's mean P(clean) at --sigmas on the held-out
                                      clean and noisy test images of that check (experiments/noise_sanity.py)
     black-pixels                     exactly-black pixels per Fashion-MNIST train image (median, 5-95%)
@@ -66,6 +67,19 @@ def floor(args: argparse.Namespace) -> None:
         print(f"sigma {sigma:g}: mean P(clean): {means}")
 
 
+def levels(args: argparse.Namespace) -> None:
+    """Images a sigma_min annotation admits at noise levels sigma_t <= s (sigma_min <= s, buffer ignored)."""
+    table = read_annotations(args.file)
+    prov = [e["provenance"] for e in table.extra]
+    corrupted = np.array([p != "clean" for p in prov])
+    floor_mask = at_floor_mask(table.sigma_min, prov, corrupted, _grid(table)) if "grid_size" in table.created_by \
+        else np.zeros(len(prov), bool)
+    for s in args.sigmas:
+        admitted = table.sigma_min <= s
+        print(f"sigma_t <= {s:g}: {int((admitted & ~corrupted).sum())} clean, {int((admitted & corrupted).sum())} "
+              f"corrupted ({int((admitted & floor_mask).sum())} of them at the grid minimum)")
+
+
 def pclean(args: argparse.Namespace) -> None:
     from ambient_omni.experiments.noise_sanity import NoiseCheckConfig, noisy_split
 
@@ -93,6 +107,9 @@ def main() -> None:
     p.add_argument("file")
     p.add_argument("--data", required=True)
     p.add_argument("--sigmas", **sigmas)
+    p = sub.add_parser("levels")
+    p.add_argument("file")
+    p.add_argument("--sigmas", **{**sigmas, "default": [0.1, 0.5, 1.0, 1.5]})
     p = sub.add_parser("pclean")
     p.add_argument("--classifier", required=True)
     p.add_argument("--std", type=float, required=True)
@@ -101,7 +118,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"edges": edges, "floor": floor, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
+    {"edges": edges, "floor": floor, "levels": levels, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
 
 
 if __name__ == "__main__":
