@@ -4,6 +4,8 @@
     floor FILE --data DIR            corrupted images at the grid minimum against the other corrupted ones:
                                      RMSE to their Fashion-MNIST train originals, mean P(clean) at --sigmas
     levels FILE                      clean and corrupted images admitted at sigma_t <= each of --sigmas
+    crops FILE                       an ood-crops annotation: OOD images per crop size and sigma_max, and the
+                                     locality errors (crop against whole image, per sigma) behind it
     pclean --classifier DIR --std S  a noise-check classifier's mean P(clean) at --sigmas on the held-out
                                      clean and noisy test images of that check (experiments/noise_sanity.py)
     black-pixels                     exactly-black pixels per Fashion-MNIST train image (median, 5-95%)
@@ -43,9 +45,10 @@ def _mean_p(prob, images: torch.Tensor, sigma: float) -> float:  # noqa: ANN001 
 def edges(args: argparse.Namespace) -> None:
     for path in args.files:
         table = read_annotations(path)
+        grid = _grid(table)
         corrupted = np.array([e["provenance"] != "clean" for e in table.extra])
-        floor = at_floor_mask(table.sigma_min, [e["provenance"] for e in table.extra], corrupted, _grid(table))
-        shares = edge_shares(table.sigma_min[corrupted & np.isfinite(table.sigma_min)], _grid(table))
+        floor = at_floor_mask(table.sigma_min, [e["provenance"] for e in table.extra], corrupted, grid)
+        shares = edge_shares(table.sigma_min[corrupted & np.isfinite(table.sigma_min)], grid)
         print(f"{path}: {corrupted.sum()} corrupted, {int(floor.sum())} at the grid minimum "
               f"(share {shares['at_grid_min']:.4f}), never crossed share {shares['never_crossed']:.4f}")
 
@@ -80,6 +83,26 @@ def levels(args: argparse.Namespace) -> None:
               f"corrupted ({int((admitted & floor_mask).sum())} of them at the grid minimum)")
 
 
+def crops(args: argparse.Namespace) -> None:
+    """An ood-crops annotation: OOD images per chosen crop size and per sigma_max, and the locality map it
+    used (its error at each crop size against the whole image's, per sigma)."""
+    from collections import Counter
+
+    from ambient_omni.files import read_json
+
+    table = read_annotations(args.file)
+    ood = [i for i, e in enumerate(table.extra) if e["provenance"].startswith("ood:")]
+    sizes = Counter(table.extra[i].get("crop_size") for i in ood)
+    maxima = Counter(float(table.sigma_max[i]) for i in ood)
+    print(f"{len(ood)} OOD images; by largest admitted crop size: {dict(sorted(sizes.items(), key=str))}; "
+          f"by sigma_max: {dict(sorted(maxima.items()))}")
+    loc = read_json(table.created_by["locality"])
+    print(f"locality {table.created_by['locality']}: crop size -> sigma_max {loc['crop_to_sigma_max']}")
+    for sigma, errors, full in zip(loc["sigmas"], loc["errors"], loc["full_errors"]):
+        row = ", ".join(f"{c}: {e:.3g}" for c, e in zip(loc["crop_sizes"], errors))
+        print(f"sigma {sigma:g}: whole image {full:.3g}; crops {row}")
+
+
 def pclean(args: argparse.Namespace) -> None:
     from ambient_omni.experiments.noise_sanity import NoiseCheckConfig, noisy_split
 
@@ -110,6 +133,8 @@ def main() -> None:
     p = sub.add_parser("levels")
     p.add_argument("file")
     p.add_argument("--sigmas", **{**sigmas, "default": [0.1, 0.5, 1.0, 1.5]})
+    p = sub.add_parser("crops")
+    p.add_argument("file")
     p = sub.add_parser("pclean")
     p.add_argument("--classifier", required=True)
     p.add_argument("--std", type=float, required=True)
@@ -118,7 +143,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"edges": edges, "floor": floor, "levels": levels, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
+    {"edges": edges, "floor": floor, "levels": levels, "crops": crops, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -79,19 +79,16 @@ def claim_cell_dir(cell: Cell, cell_dir: Path, out: Path, log: Callable[[str], N
     ``cell.json``. A folder made for another configuration (its ``cell.json`` or ``result.json`` names
     another key) moves to ``out/replaced/<name>-<key>``, kept, so that nothing of it (a finished denoiser,
     checkpoints) is taken for this configuration's."""
-    for marker in ("cell.json", "result.json"):
-        if (cell_dir / marker).is_file():
-            old_key = read_json(cell_dir / marker).get("key")
-            if old_key != cell.key():
-                dest = out / "replaced" / f"{cell.name}-{old_key}"
-                for n in range(1, 1000):
-                    if not dest.exists():
-                        break
-                    dest = out / "replaced" / f"{cell.name}-{old_key}-{n}"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                cell_dir.rename(dest)
-                log(f"{cell.name}: the folder held another configuration ({old_key}); moved to {dest}")
-            break
+    markers = [cell_dir / name for name in ("cell.json", "result.json") if (cell_dir / name).is_file()]
+    old_key = read_json(markers[0]).get("key") if markers else cell.key()
+    if old_key != cell.key():
+        dest, n = out / "replaced" / f"{cell.name}-{old_key}", 0
+        while dest.exists():
+            n += 1
+            dest = out / "replaced" / f"{cell.name}-{old_key}-{n}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        cell_dir.rename(dest)
+        log(f"{cell.name}: the folder held another configuration ({old_key}); moved to {dest}")
     cell_dir.mkdir(parents=True, exist_ok=True)
     write_json(cell_dir / "cell.json", {"name": cell.name, "key": cell.key(), "config": cell.config})
 
