@@ -1,4 +1,4 @@
-"""``ambient annotations validate / summary / merge`` on a tiny real dataset folder."""
+"""``ambient annotations validate / summary / merge / floor`` on a tiny real dataset folder."""
 
 from __future__ import annotations
 
@@ -80,3 +80,16 @@ def test_merge(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert merged.sigma_max[0] == 0.1 and merged.method[0] == "fixed+crop"
     header = json.loads(out.read_text().splitlines()[0])
     assert header["created_by"]["files"] == [str(a), str(b)] and header["created_by"]["sigma_min"] == "min"
+
+
+def test_floor(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a = _fixed(dataset, tmp_path / "a.jsonl", sigma_min=0.5)
+    out = tmp_path / "floored.jsonl"
+    assert main(["annotations", "floor", str(a), "--sigma-min", "1.5", "--out", str(out), "--data", str(dataset)]) == 0
+    assert "4 sigma_min raised to 1.5" in capsys.readouterr().out
+    floored = read_annotations(out)
+    clean = np.array([p == "clean" for p in load_dataset(dataset).provenance])
+    np.testing.assert_array_equal(floored.sigma_min, np.where(clean, 0.0, 1.5))
+    assert json.loads(out.read_text().splitlines()[0])["created_by"]["sigma_min_floor"] == 1.5
+    assert main(["annotations", "floor", str(a), "--sigma-min", "0", "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "floor" in capsys.readouterr().err and not (tmp_path / "x.jsonl").exists()

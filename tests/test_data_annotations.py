@@ -15,6 +15,7 @@ from ambient_omni.data.annotations import (
     admissible_counts,
     admissible_mask,
     buffer_factor,
+    floor_sigma_min,
     merge_annotations,
     read_annotations,
     summarize,
@@ -177,6 +178,19 @@ def test_merge_rules() -> None:
     same = merge_annotations(_noise_table(), _noise_table())  # "agree" passes when equal
     np.testing.assert_array_equal(same.sigma_min, _noise_table().sigma_min)
     assert same.method == ["dense"] * 4 and same.extra == [{}] * 4
+
+
+def test_floor_sigma_min_raises_only_positive_values_below_the_floor() -> None:
+    table = AnnotationTable([0, 1, 2, 3], [0.0, 0.3, 2.5, math.inf], [0.0, 0.0, 0.0, 0.2], ["dense"] * 4,
+                            ["noise"] * 4, [0.45] * 4, created_by={"grid_size": 64})
+    floored = floor_sigma_min(table, 1.5)
+    np.testing.assert_array_equal(floored.sigma_min, [0.0, 1.5, 2.5, math.inf])
+    np.testing.assert_array_equal(floored.sigma_max, table.sigma_max)
+    assert floored.created_by == {"grid_size": 64, "sigma_min_floor": 1.5}
+    assert table.sigma_min[1] == 0.3  # the input is not changed
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(AmbientError, match="floor"):
+            floor_sigma_min(table, bad)
 
 
 def test_merge_errors() -> None:

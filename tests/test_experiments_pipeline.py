@@ -82,6 +82,15 @@ def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotatio
     model_dir, _ = pipeline.noise_classifier(pipeline.classifier_settings(cfg), dataset, root)  # seed 0's, cached
     assert metrics["classifier_accuracy"] == read_json(model_dir.parent / "check.json")["accuracy"]
     assert pipeline.annotation_metrics({**cfg, "method": "fixed"}, paths[0]) is None
+    floor = float(np.median(table.sigma_min[~clean]))
+    with pytest.MonkeyPatch.context() as mp:  # the floored cell reuses seed 0's classifier and annotation
+        mp.setattr("ambient_omni.annotate.noise.annotate_dataset", _fail)
+        mp.setattr(pipeline, "_train_noise_classifier", _fail)
+        floored = pipeline.make_annotations({**cfg, "classifier": {**cfg["classifier"], "sigma_min_floor": floor}},
+                                            dataset, root)
+    low = read_annotations(floored)
+    np.testing.assert_array_equal(low.sigma_min, np.where(clean, 0.0, np.maximum(table.sigma_min, floor)))
+    assert low.created_by["sigma_min_floor"] == floor and floored.parent == paths[0].parent
 
 
 def _fail(*args: object, **kwargs: object) -> None:

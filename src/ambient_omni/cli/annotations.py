@@ -14,7 +14,9 @@ sigma_min, sigma_max, method, classifier, threshold; see docs/ANNOTATIONS.md).
                                dataset's ids and was made for its images.npy)
   summary  FILE [--data DIR]   counts of clean / corrupted / OOD-like images, sigma statistics,
                                images usable per sigma; per provenance when --data is given
-  merge A B --out C            combine two tables, one rule per sigma column"""
+  merge A B --out C            combine two tables, one rule per sigma column
+  floor FILE --sigma-min S --out C
+                               raise every positive sigma_min to at least S (clean images keep 0)"""
 
 MERGE_HELP = ("agree (default: an error where the tables differ), a, b (take that table's column), "
               "max or min (elementwise)")
@@ -57,6 +59,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     merge.add_argument("--sigma-max", default="agree", help=f"rule for sigma_max: {MERGE_HELP}")
     merge.add_argument("--data", metavar="DIR", help="dataset folder both files must match")
     merge.set_defaults(func=run_merge)
+
+    floor = actions.add_parser("floor", help="raise every positive sigma_min to a floor",
+                               description="Write a copy of FILE where every sigma_min above 0 is at least "
+                               "--sigma-min (sigma_min' = max(sigma_min, S)); clean images (0), inf and sigma_max "
+                               "are unchanged.")
+    floor.add_argument("file", help="annotation file (annotations.jsonl)")
+    floor.add_argument("--sigma-min", type=float, required=True, metavar="S", help="the floor (0 < S < inf)")
+    floor.add_argument("--out", required=True, help="annotation file to write")
+    floor.add_argument("--data", metavar="DIR", help="dataset folder the file must match")
+    floor.set_defaults(func=run_floor)
 
 
 def _read(path: str, data: str | None) -> tuple[Any, list[str] | None]:
@@ -134,4 +146,17 @@ def run_merge(args: argparse.Namespace) -> int:
     merged.created_by["files"] = [args.a, args.b]
     write_annotations(args.out, merged)
     print(f"wrote {args.out}: {len(merged)} records (sigma_min: {args.sigma_min}, sigma_max: {args.sigma_max})")
+    return 0
+
+
+def run_floor(args: argparse.Namespace) -> int:
+    """Floor the file's sigma_min at ``--sigma-min`` and write the result atomically."""
+    from ambient_omni.data.annotations import floor_sigma_min, write_annotations
+
+    table, _ = _read(args.file, args.data)
+    floored = floor_sigma_min(table, args.sigma_min)
+    raised = int(((floored.sigma_min != table.sigma_min)).sum())
+    floored.created_by["files"] = [args.file]
+    write_annotations(args.out, floored)
+    print(f"wrote {args.out}: {len(floored)} records, {raised} sigma_min raised to {args.sigma_min:g}")
     return 0

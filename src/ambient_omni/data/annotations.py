@@ -379,6 +379,23 @@ def merge_annotations(a: AnnotationTable, b: AnnotationTable, sigma_min: str = "
     )
 
 
+def floor_sigma_min(table: AnnotationTable, floor: float) -> AnnotationTable:
+    """Raise every positive sigma_min to at least ``floor``: ``sigma_min' = max(sigma_min, floor)`` where
+    ``sigma_min > 0``; clean images (``sigma_min = 0``), ``inf`` and every sigma_max stay as they are.
+
+    Use: keep a classifier's annotations above its low tail (images it admits at noise levels where a
+    fixed annotation would not). ``created_by`` gains ``sigma_min_floor``; the rest of the header (the
+    classifier's grid and settings) is kept, so the table still describes how it was made."""
+    if not (math.isfinite(floor) and floor > 0):
+        raise AmbientError(f"sigma_min floor: need 0 < floor < inf, got {floor}")
+    lo = np.where(table.sigma_min > 0, np.maximum(table.sigma_min, floor), table.sigma_min)
+    return AnnotationTable(
+        table.ids.copy(), lo, table.sigma_max.copy(), list(table.method), list(table.classifier),
+        list(table.threshold), [dict(e) for e in table.extra], table.dataset_n, table.dataset_sha256,
+        {**table.created_by, "sigma_min_floor": float(floor)},
+    )
+
+
 def buffer_factor(buffer_s: float | None = 4.0) -> float:
     """``b = sqrt(s / (s - 1))``: high-noise use needs ``sigma > b sigma_min`` (then ``w_amb <= s^2``).
 

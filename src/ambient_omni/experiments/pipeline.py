@@ -205,11 +205,14 @@ def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[st
 
 
 def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
-    """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once)."""
+    """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once). With
+    ``classifier.sigma_min_floor = S`` the cell trains on a copy floored at S
+    (:func:`~ambient_omni.data.annotations.floor_sigma_min`), made from the same unfloored file."""
     from ambient_omni.annotate.noise import annotate_dataset, write_pictures
     from ambient_omni.data.mixed import load_dataset
 
     ccfg = classifier_settings(cfg)
+    floor = ccfg.pop("sigma_min_floor", None)
     model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
     out = root / "annotations" / f"{dataset_dir.name}-classifier-{config_hash({'run': run_key, **ccfg})}.jsonl"
     if not out.exists():
@@ -217,6 +220,16 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
         data = load_dataset(dataset_dir)
         table = annotate_dataset(model_dir, data, out, acfg)
         write_pictures(out, model_dir, data, table, acfg)
+    return out if floor is None else _floored(out, float(floor))
+
+
+def _floored(annotations: Path, floor: float) -> Path:
+    """``annotations`` with every positive sigma_min raised to ``floor``, written once beside it."""
+    from ambient_omni.data.annotations import floor_sigma_min, read_annotations, write_annotations
+
+    out = annotations.with_name(f"{annotations.stem}-floor{floor:g}.jsonl")
+    if not out.exists():
+        write_annotations(out, floor_sigma_min(read_annotations(annotations), floor))
     return out
 
 
