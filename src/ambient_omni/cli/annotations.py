@@ -155,7 +155,7 @@ def run_floor(args: argparse.Namespace) -> int:
 
     table, _ = _read(args.file, args.data)
     floored = floor_sigma_min(table, args.sigma_min)
-    raised = int(((floored.sigma_min != table.sigma_min)).sum())
+    raised = int((floored.sigma_min != table.sigma_min).sum())
     floored.created_by["files"] = [args.file]
     write_annotations(args.out, floored)
     print(f"wrote {args.out}: {len(floored)} records, {raised} sigma_min raised to {args.sigma_min:g}")
