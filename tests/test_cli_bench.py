@@ -69,6 +69,8 @@ def test_user_errors_and_help(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert "not found" in capsys.readouterr().err
     path, out = _finished_bench(tmp_path)
     assert main(["bench", str(path), "--out", str(out), "--set", "train.images"]) == 2
+    assert main(["bench", str(path), "--out", str(out), "--reuse", str(tmp_path / "nothing")]) == 2
+    assert "--reuse: not a benchmark folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())

@@ -104,3 +104,16 @@ def test_a_cell_rerun_under_another_configuration_never_reuses_the_old_folder(tm
     same = ModelRunner()  # the same configuration again: nothing moves, nothing runs
     run_bench(load_recipe(path), out, runner=same, only="s__fixed__*", log=logs.append)
     assert same.calls == [] and len(list((out / "replaced").iterdir())) == 2
+
+
+def test_reuse_takes_benchmark_folders_and_the_default_runner_only(tmp_path: Path) -> None:
+    from ambient_omni.errors import AmbientError
+
+    path = tmp_path / "toy.toml"
+    path.write_text(RECIPE, encoding="utf-8")
+    with pytest.raises(AmbientError, match="not a benchmark folder"):
+        run_bench(load_recipe(path), tmp_path / "out", reuse=[tmp_path / "nothing"], log=lambda _: None)
+    (tmp_path / "bench" / "cells").mkdir(parents=True)
+    with pytest.raises(AmbientError, match="default cell runner"):
+        run_bench(load_recipe(path), tmp_path / "out", runner=FakeRunner(), reuse=[tmp_path / "bench"],
+                  log=lambda _: None)

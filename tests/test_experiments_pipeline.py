@@ -152,6 +152,34 @@ def test_a_target_only_cell_reuses_the_crops_stage_denoiser(tmp_path: Path, caps
     assert f"continuing from {shared.parent}" in capsys.readouterr().out
 
 
+def test_a_cell_continues_a_run_of_another_bench_folder_only_on_identical_annotations(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from safetensors.torch import load_file
+
+    cfg = {**_ood_cell(tmp_path), "method": "clean-only", "seed": 0}
+    other, root = tmp_path / "other", tmp_path / "root"  # `ambient bench --reuse other` from `--out root`
+    theirs = pipeline.train_denoiser(cfg, pipeline.make_dataset(cfg, other), pipeline.make_annotations(
+        cfg, pipeline.make_dataset(cfg, other), other), other / "cells" / "c" / "run")
+    dataset = pipeline.make_dataset(cfg, root)
+    annotations = pipeline.make_annotations(cfg, dataset, root)
+    assert pipeline.reusable_runs(other, annotations) == [other / "cells" / "c" / "run"]
+    assert pipeline.reusable_runs(other, None) == []  # a run on annotations is no run without
+    run = root / "cells" / "c" / "run"
+    mine = pipeline.train_denoiser(cfg, dataset, annotations, run, pipeline.reusable_runs(other, annotations))
+    assert f"continuing from {other / 'cells' / 'c' / 'run'}" in capsys.readouterr().out
+    assert read_json(run / "adopted.json") == {"run": str(other / "cells" / "c" / "run"), "step": 12}
+    a, b = load_file(str(theirs / "model.safetensors")), load_file(str(mine / "model.safetensors"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    with pytest.MonkeyPatch.context() as mp:  # a whole cell: its result names what it continued
+        mp.setattr(pipeline, "sample_and_evaluate", lambda *args: {})
+        third = tmp_path / "third"
+        result = pipeline.run_cell(cfg, third, third / "cells" / "c", reuse=[other])
+    assert result["paths"]["adopted"] == {"run": str(other / "cells" / "c" / "run"), "step": 12}
+    # same file name, other content (e.g. a classifier annotation made with another thread count): not offered
+    (other / "annotations" / annotations.name).write_text(annotations.read_text() + "\n", encoding="utf-8")
+    assert pipeline.reusable_runs(other, annotations) == []
+
+
 def test_the_noise_classifier_seed_follows_the_cell_seed_unless_set() -> None:
     # each training seed gets its own classifier, so a cell's seed spread includes the classifier's
     assert pipeline.classifier_settings({"seed": 1})["seed"] == 1

@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe key for every cell (dotted, value read as TOML), e.g. "
                         "--set train.images=60000; repeatable. Changed cells get new keys, so nothing is mixed up")
+    parser.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                        help="another benchmark folder whose denoiser runs a cell may continue (or take as they are) "
+                        "when they lie on the cell's trajectory: same data and annotation content, same training "
+                        "settings, a budget no longer than the cell's; e.g. --reuse runs/blur for the regime "
+                        "recipe's 30-clean cells. Repeatable; the result records what was adopted")
     parser.add_argument("--list", action="store_true", help="list the cells, whether they are done and with which "
                         "code commit (a finished cell is kept even after the code changes), then exit")
     parser.add_argument("--tables", action="store_true",
@@ -54,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.tables:
         return _tables(recipe, out)
-    run_bench(recipe, out, only=args.only)
+    run_bench(recipe, out, only=args.only, reuse=args.reuse)
     print((out / "results.md").read_text(encoding="utf-8"))
     return 0
 

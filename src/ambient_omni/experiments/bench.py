@@ -16,7 +16,8 @@ import fnmatch
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +101,21 @@ def write_tables(out: Path, results: dict[str, Any]) -> None:
 
 
 def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: CellRunner | None = None,
-              command: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or resume) every cell of ``recipe`` whose name matches the glob ``only``."""
+              command: str | None = None, log: Callable[[str], None] = print,
+              reuse: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Run (or resume) every cell of ``recipe`` whose name matches the glob ``only``. ``reuse``: other
+    benchmark folders whose denoiser runs a cell may continue when they lie on its trajectory (same data
+    content, annotation content and training settings; :func:`~ambient_omni.experiments.pipeline.reusable_runs`),
+    e.g. a regime cell that is configured exactly like a blur cell."""
     from ambient_omni.experiments.pipeline import run_cell
 
     out = Path(out)
-    runner = runner or run_cell
+    missing = [str(d) for d in reuse if not (Path(d) / "cells").is_dir()]
+    if missing:
+        raise AmbientError(f"--reuse: not a benchmark folder (no cells/ inside): {', '.join(missing)}")
+    if runner is not None and reuse:
+        raise AmbientError("run_bench: 'reuse' applies to the default cell runner only")
+    runner = runner or partial(run_cell, reuse=[Path(d) for d in reuse])
     command = command or " ".join(shlex.quote(a) for a in ["ambient", *sys.argv[1:]])
     cells = [c for c in recipe.cells if only is None or fnmatch.fnmatch(c.name, only)]
     if not cells:

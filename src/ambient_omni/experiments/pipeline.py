@@ -26,6 +26,7 @@ import torch
 from ambient_omni.annotate.locality import DEFAULT_SIGMAS
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import read_json, write_json
+from ambient_omni.training.checkpoint import ADOPTED_RECORD
 
 DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr": 1e-3, "lr_rampup": 10_000,
                  "ema_halflife": 10_000, "checkpoint_every": 500}
@@ -340,13 +341,37 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     return trainer.run()
 
 
-def denoiser_runs(root: Path, exclude: Path) -> list[Path]:
+def denoiser_runs(root: Path, exclude: Path | None = None) -> list[Path]:
     """Every denoiser run folder of benchmark folder ``root`` but ``exclude``: the cells' ``run/`` folders and
     the shared ``denoisers/`` (an ``ood-crops`` cell's target-only denoiser). A new run adopts the furthest
     checkpoint among them on its own trajectory, so a target-only cell and the crops stage of the same seed
     train once."""
     runs = [d / "run" for d in (root / "cells").glob("*")] + list((root / "denoisers").glob("*"))
     return sorted(r for r in runs if r != exclude)
+
+
+def _annotation_bytes(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None and path.is_file() else None
+
+
+def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
+    """The denoiser runs of another benchmark folder ``other_root`` (``ambient bench --reuse``) that a run
+    training on ``annotations`` may adopt. The trajectory check of :meth:`Trainer.adopt_shorter_run` compares
+    the dataset by content but the annotation file only by name, which is enough inside one folder (one file
+    per name) but not across folders (a classifier annotation made with another thread count differs in
+    rounding under the same name); so a run is offered only if its folder's annotation file of that name
+    holds the same bytes as ``annotations`` (or neither run has one)."""
+    mine = _annotation_bytes(annotations)
+    offered = []
+    for run in denoiser_runs(other_root):
+        config = run / "config.json"
+        if not config.is_file():
+            continue
+        used = read_json(config).get("task", {}).get("annotations")
+        theirs = other_root / "annotations" / used["file"] if isinstance(used, dict) else None
+        if (theirs is None) == (annotations is None) and _annotation_bytes(theirs) == mine:
+            offered.append(run)
+    return offered
 
 
 def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
@@ -374,9 +399,11 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
     return metrics
 
 
-def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
+def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Path] = ()) -> dict[str, Any]:
     """All stages of one cell; returns ``{"metrics", "paths"}``. A ``noise-check`` cell stops at the
-    annotations (:mod:`ambient_omni.experiments.noise_sanity`): its metrics are ``{"annotation": ...}``."""
+    annotations (:mod:`ambient_omni.experiments.noise_sanity`): its metrics are ``{"annotation": ...}``.
+    The denoiser may continue a run of ``root`` or of a ``reuse`` folder on its trajectory
+    (:func:`reusable_runs`); the result then names it under ``paths["adopted"]``."""
     if cfg["method"] == "noise-check":
         from ambient_omni.experiments.noise_sanity import NoiseCheckConfig, run_noise_check
 
@@ -384,10 +411,14 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path) -> dict[str, Any]:
                 "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
     dataset_dir = make_dataset(cfg, root)
     annotations = make_annotations(cfg, dataset_dir, root)
-    model_dir = train_denoiser(cfg, dataset_dir, annotations, cell_dir / "run", denoiser_runs(root, cell_dir / "run"))
+    run = cell_dir / "run"
+    siblings = denoiser_runs(root, run) + [r for other in reuse for r in reusable_runs(Path(other), annotations)]
+    model_dir = train_denoiser(cfg, dataset_dir, annotations, run, siblings)
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
     if (annotation := annotation_metrics(cfg, annotations)) is not None:
         metrics["annotation"] = annotation
-    return {"metrics": metrics,
-            "paths": {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,
-                        "model": str(model_dir)}}
+    paths = {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,
+             "model": str(model_dir)}
+    if (adopted := run / ADOPTED_RECORD).is_file():
+        paths["adopted"] = read_json(adopted)
+    return {"metrics": metrics, "paths": paths}

@@ -35,6 +35,8 @@ from ambient_omni.files import atomic_write_bytes, read_json, write_json
 CHECKPOINT_FORMAT = "ambient-omni-checkpoint"
 MODEL_FORMAT = "ambient-omni-model"
 FORMAT_VERSION = 1
+ADOPTED_RECORD = "adopted.json"
+"""A run folder's record of the run whose checkpoint it started from (:meth:`Trainer.adopt_shorter_run`)."""
 _CKPT_RE = re.compile(r"^ckpt-(\d{8})\.json$")
 
 ModelBuilder = Callable[[dict[str, Any]], nn.Module]

@@ -274,7 +274,8 @@ class Trainer:
         Nothing happens if this run already has a checkpoint or resuming is off. Otherwise, among the
         newest checkpoints of the run folders ``others``, the latest one with the same trajectory
         settings and task config (what resuming requires) at a step <= ``total_steps`` is copied into
-        this run's ``checkpoints/`` with the log lines up to its step. The learning rate and EMA
+        this run's ``checkpoints/`` with the log lines up to its step, and the run folder records where it
+        came from (``adopted.json``: the run and the step). The learning rate and EMA
         schedules depend only on the step, not on the run's length, and resuming is exact, so the result
         equals training this run from scratch: a longer budget costs only the extra steps.
         """
@@ -288,6 +289,8 @@ class Trainer:
         best = max(candidates, key=lambda r: r.step, default=None)
         if best is not None and self.dist.is_main:
             ckpt.copy_checkpoint(best, self.run_dir)
+            write_json(self.run_dir / ckpt.ADOPTED_RECORD,
+                       {"run": str(best.json_path.parent.parent), "step": best.step})
             log = best.json_path.parent.parent / "log.jsonl"
             if log.is_file():
                 shutil.copyfile(log, self.run_dir / "log.jsonl")
