@@ -45,3 +45,12 @@ def test_cells_from_different_commits_are_flagged() -> None:
     assert "come from 2 commits: 1111111111 (2: a__x__seed0, a__x__seed1); 2222222222+changes (1: a__y__seed0)" in table
     cells[2]["code"] = cells[0]["code"]
     assert code_versions_note(cells) == []
+
+
+def test_cells_that_continued_another_run_are_marked_in_the_wall_column() -> None:
+    cells = [_cell("a", "x", 0, 1.0), _cell("a", "x", 1, 3.0)]
+    assert "continued the run of another cell" not in markdown_table({"recipe": "r", "cells": cells})
+    cells[1]["paths"] = {"adopted": {"run": "runs/blur/cells/c/run", "step": 938}}
+    table = markdown_table({"recipe": "r", "cells": cells})
+    assert "| a__x__seed0 | 1 | 1.0 |" in table and "| a__x__seed1 | 3 | 1.0* |" in table
+    assert "\\* continued the run of another cell" in table

@@ -103,6 +103,10 @@ def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, str, list[str]
     return title, methods[0], methods[1:], rows
 
 
+def _adopted(cell: dict[str, Any]) -> bool:
+    return bool((cell.get("paths") or {}).get("adopted"))
+
+
 def code_versions_note(cells: list[dict[str, Any]]) -> list[str]:
     """A warning paragraph when the cells were computed by different code commits (cells are cached by
     configuration, so a sweep resumed after a code change mixes versions); ``[]`` otherwise."""
@@ -140,7 +144,10 @@ def markdown_table(results: dict[str, Any]) -> str:
     for cell in cells:
         vals = [_get(cell["metrics"], path, f) for _, path, f in cols]
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
-                     + f" | {cell.get('wall_s', 0) / 60:.1f} |")
+                     + f" | {cell.get('wall_s', 0) / 60:.1f}{'*' if _adopted(cell) else ''} |")
+    if any(_adopted(cell) for cell in cells):
+        lines += ["", "\\* continued the run of another cell (`paths.adopted` in results.json: the run and its step); "
+                  "the wall time leaves out the adopted steps."]
     lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser "
               "and, for the classifier method, its noise classifier and annotation unless the recipe fixes "
               "classifier.seed; the dataset (and the crop classifiers of ood-crops) is fixed by the data seed "
