@@ -9,7 +9,7 @@ import pytest
 from ambient_omni.annotate.curves import lognormal_grid
 from ambient_omni.data.annotations import read_annotations
 from ambient_omni.experiments import pipeline
-from ambient_omni.files import read_json
+from ambient_omni.files import read_json, write_json
 
 TINY_NET = {"model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1}
 
@@ -167,14 +167,17 @@ def test_a_cell_continues_a_run_of_another_bench_folder_only_on_identical_annota
     run = root / "cells" / "c" / "run"
     mine = pipeline.train_denoiser(cfg, dataset, annotations, run, pipeline.reusable_runs(other, annotations))
     assert f"continuing from {other / 'cells' / 'c' / 'run'}" in capsys.readouterr().out
-    assert read_json(run / "adopted.json") == {"run": str(other / "cells" / "c" / "run"), "step": 12}
+    source = str((other / "cells" / "c" / "run").resolve())
+    assert read_json(run / "adopted.json") == {"run": source, "step": 12}
     a, b = load_file(str(theirs / "model.safetensors")), load_file(str(mine / "model.safetensors"))
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    code = {"package": "0.1.0", "commit": "1" * 40, "dirty": False}
+    write_json(other / "cells" / "c" / "result.json", {"code": code})  # the adopted cell's code is carried over
     with pytest.MonkeyPatch.context() as mp:  # a whole cell: its result names what it continued
         mp.setattr(pipeline, "sample_and_evaluate", lambda *args: {})
         third = tmp_path / "third"
         result = pipeline.run_cell(cfg, third, third / "cells" / "c", reuse=[other])
-    assert result["paths"]["adopted"] == {"run": str(other / "cells" / "c" / "run"), "step": 12}
+    assert result["paths"]["adopted"] == {"run": source, "step": 12, "code": code}
     # same file name, other content (e.g. a classifier annotation made with another thread count): not offered
     (other / "annotations" / annotations.name).write_text(annotations.read_text() + "\n", encoding="utf-8")
     assert pipeline.reusable_runs(other, annotations) == []

@@ -49,8 +49,13 @@ def test_cells_from_different_commits_are_flagged() -> None:
 
 def test_cells_that_continued_another_run_are_marked_in_the_wall_column() -> None:
     cells = [_cell("a", "x", 0, 1.0), _cell("a", "x", 1, 3.0)]
-    assert "continued the run of another cell" not in markdown_table({"recipe": "r", "cells": cells})
-    cells[1]["paths"] = {"adopted": {"run": "runs/blur/cells/c/run", "step": 938}}
+    assert "continued another run" not in markdown_table({"recipe": "r", "cells": cells})
+    for cell in cells:
+        cell["code"] = {"package": "0.1.0", "commit": "1" * 40, "dirty": False}
+    cells[1]["paths"] = {"adopted": {"run": "/x/runs/blur/cells/c/run", "step": 938,
+                                     "code": {"package": "0.1.0", "commit": "2" * 40, "dirty": False}}}
     table = markdown_table({"recipe": "r", "cells": cells})
     assert "| a__x__seed0 | 1 | 1.0 |" in table and "| a__x__seed1 | 3 | 1.0* |" in table
-    assert "\\* continued the run of another cell" in table
+    assert "\\* continued another run" in table
+    # the adopted steps ran older code: the table says so
+    assert "2222222222 (1: a__x__seed1 (its adopted steps))" in table

@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reuse", action="append", default=[], metavar="DIR",
                         help="another benchmark folder whose denoiser runs a cell may continue (or take as they are) "
                         "when they lie on the cell's trajectory: same data and annotation content, same training "
-                        "settings, a budget no longer than the cell's; e.g. --reuse runs/blur for the regime "
-                        "recipe's 30-clean cells. Repeatable; the result records what was adopted")
+                        "settings, a budget no longer than the cell's (clean-only, all-data, fixed and ood-fixed "
+                        "cells; classifier annotations name their own folder); e.g. --reuse runs/blur for the "
+                        "regime recipe's 30-clean cells. Repeatable; the result records what was adopted")
     parser.add_argument("--list", action="store_true", help="list the cells, whether they are done and with which "
                         "code commit (a finished cell is kept even after the code changes), then exit")
     parser.add_argument("--tables", action="store_true",

@@ -358,9 +358,10 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
     """The denoiser runs of another benchmark folder ``other_root`` (``ambient bench --reuse``) that a run
     training on ``annotations`` may adopt. The trajectory check of :meth:`Trainer.adopt_shorter_run` compares
     the dataset by content but the annotation file only by name, which is enough inside one folder (one file
-    per name) but not across folders (a classifier annotation made with another thread count differs in
-    rounding under the same name); so a run is offered only if its folder's annotation file of that name
-    holds the same bytes as ``annotations`` (or neither run has one)."""
+    per name) but not across folders; so a run is offered only if its folder's annotation file of that name
+    holds the same bytes as ``annotations`` now (or neither run has one). In practice that admits the runs
+    of the ``clean-only``, ``all-data``, ``fixed`` and ``ood-fixed`` methods: ``classifier`` and ``ood-crops``
+    annotation files name the classifiers of their own folder, so they never match across folders."""
     mine = _annotation_bytes(annotations)
     offered = []
     for run in denoiser_runs(other_root):
@@ -399,6 +400,14 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
     return metrics
 
 
+def _with_source_code(adopted: dict[str, Any]) -> dict[str, Any]:
+    """An adoption record plus the code version of the cell whose run it continued (that cell's
+    ``result.json``, when the run was a finished cell's): the adopted steps ran that code, not this sweep's."""
+    source = Path(adopted["run"]).parent / "result.json"
+    code = read_json(source).get("code") if source.is_file() else None
+    return {**adopted, "code": code} if code else adopted
+
+
 def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Path] = ()) -> dict[str, Any]:
     """All stages of one cell; returns ``{"metrics", "paths"}``. A ``noise-check`` cell stops at the
     annotations (:mod:`ambient_omni.experiments.noise_sanity`): its metrics are ``{"annotation": ...}``.
@@ -420,5 +429,5 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Pa
     paths = {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,
              "model": str(model_dir)}
     if (adopted := run / ADOPTED_RECORD).is_file():
-        paths["adopted"] = read_json(adopted)
+        paths["adopted"] = _with_source_code(read_json(adopted))
     return {"metrics": metrics, "paths": paths}

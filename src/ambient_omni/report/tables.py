@@ -109,12 +109,15 @@ def _adopted(cell: dict[str, Any]) -> bool:
 
 def code_versions_note(cells: list[dict[str, Any]]) -> list[str]:
     """A warning paragraph when the cells were computed by different code commits (cells are cached by
-    configuration, so a sweep resumed after a code change mixes versions); ``[]`` otherwise."""
+    configuration, so a sweep resumed after a code change mixes versions; a cell that continued another
+    cell's run counts that run's commit too); ``[]`` otherwise."""
     versions: dict[str, list[str]] = defaultdict(list)
     for cell in cells:
-        code = cell.get("code") or {}
-        if code.get("commit"):
-            versions[code["commit"][:10] + ("+changes" if code.get("dirty") else "")].append(cell["name"])
+        adopted = (cell.get("paths") or {}).get("adopted") or {}
+        for code, name in ((cell.get("code") or {}, cell["name"]),
+                           (adopted.get("code") or {}, f"{cell['name']} (its adopted steps)")):
+            if code.get("commit"):
+                versions[code["commit"][:10] + ("+changes" if code.get("dirty") else "")].append(name)
     if len(versions) < 2:
         return []
     parts = [f"{v} ({len(names)}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
@@ -146,8 +149,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
                      + f" | {cell.get('wall_s', 0) / 60:.1f}{'*' if _adopted(cell) else ''} |")
     if any(_adopted(cell) for cell in cells):
-        lines += ["", "\\* continued the run of another cell (`paths.adopted` in results.json: the run and its step); "
-                  "the wall time leaves out the adopted steps."]
+        lines += ["", "\\* continued another run (`paths.adopted` in results.json: the run, its step and, for a cell's run, "
+                  "the code that trained it); the wall time leaves out the adopted steps."]
     lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser "
               "and, for the classifier method, its noise classifier and annotation unless the recipe fixes "
               "classifier.seed; the dataset (and the crop classifiers of ood-crops) is fixed by the data seed "

@@ -288,9 +288,10 @@ class Trainer:
                 candidates.append(usable[-1])
         best = max(candidates, key=lambda r: r.step, default=None)
         if best is not None and self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)  # the record first: a kill mid-copy leaves no
+            write_json(self.run_dir / ckpt.ADOPTED_RECORD,  # unrecorded adopted checkpoint behind
+                       {"run": str(best.json_path.parent.parent.resolve()), "step": best.step})
             ckpt.copy_checkpoint(best, self.run_dir)
-            write_json(self.run_dir / ckpt.ADOPTED_RECORD,
-                       {"run": str(best.json_path.parent.parent), "step": best.step})
             log = best.json_path.parent.parent / "log.jsonl"
             if log.is_file():
                 shutil.copyfile(log, self.run_dir / "log.jsonl")
