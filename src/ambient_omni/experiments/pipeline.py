@@ -363,6 +363,7 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
     of the ``clean-only``, ``all-data``, ``fixed`` and ``ood-fixed`` methods: ``classifier`` and ``ood-crops``
     annotation files name the classifiers of their own folder, so they never match across folders."""
     mine = _annotation_bytes(annotations)
+    same: dict[Path | None, bool] = {}  # runs of one folder share a few annotation files: read each once
     offered = []
     for run in denoiser_runs(other_root):
         config = run / "config.json"
@@ -370,7 +371,9 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
             continue
         used = read_json(config).get("task", {}).get("annotations")
         theirs = other_root / "annotations" / used["file"] if isinstance(used, dict) else None
-        if (theirs is None) == (annotations is None) and _annotation_bytes(theirs) == mine:
+        if theirs not in same:
+            same[theirs] = (theirs is None) == (annotations is None) and _annotation_bytes(theirs) == mine
+        if same[theirs]:
             offered.append(run)
     return offered
 

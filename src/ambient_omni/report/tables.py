@@ -103,8 +103,9 @@ def paired_differences(cells: list[dict[str, Any]]) -> tuple[str, str, list[str]
     return title, methods[0], methods[1:], rows
 
 
-def _adopted(cell: dict[str, Any]) -> bool:
-    return bool((cell.get("paths") or {}).get("adopted"))
+def _adoption(cell: dict[str, Any]) -> dict[str, Any]:
+    """The cell's record of the run it continued (``paths.adopted``), ``{}`` if it trained from scratch."""
+    return (cell.get("paths") or {}).get("adopted") or {}
 
 
 def code_versions_note(cells: list[dict[str, Any]]) -> list[str]:
@@ -113,9 +114,8 @@ def code_versions_note(cells: list[dict[str, Any]]) -> list[str]:
     cell's run counts that run's commit too); ``[]`` otherwise."""
     versions: dict[str, list[str]] = defaultdict(list)
     for cell in cells:
-        adopted = (cell.get("paths") or {}).get("adopted") or {}
         for code, name in ((cell.get("code") or {}, cell["name"]),
-                           (adopted.get("code") or {}, f"{cell['name']} (its adopted steps)")):
+                           (_adoption(cell).get("code") or {}, f"{cell['name']} (its adopted steps)")):
             if code.get("commit"):
                 versions[code["commit"][:10] + ("+changes" if code.get("dirty") else "")].append(name)
     if len(versions) < 2:
@@ -147,8 +147,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     for cell in cells:
         vals = [_get(cell["metrics"], path, f) for _, path, f in cols]
         lines.append(f"| {cell['name']} | " + " | ".join("-" if v is None else f"{v:.4g}" for v in vals)
-                     + f" | {cell.get('wall_s', 0) / 60:.1f}{'*' if _adopted(cell) else ''} |")
-    if any(_adopted(cell) for cell in cells):
+                     + f" | {cell.get('wall_s', 0) / 60:.1f}{'*' if _adoption(cell) else ''} |")
+    if any(_adoption(cell) for cell in cells):
         lines += ["", "\\* continued another run (`paths.adopted` in results.json: the run, its step and, for a cell's run, "
                   "the code that trained it); the wall time leaves out the adopted steps."]
     lines += ["", "Entries: mean ± sample sd (number of training seeds). A training seed seeds the cell's denoiser "
