@@ -39,3 +39,26 @@ def test_per_sigma_losses_average_to_the_validation_loss(capsys: pytest.CaptureF
     mean = float(lines[head].split("validation loss ")[1].split()[0])
     values = [float(part.split(": ")[1]) for part in lines[head + 1].split("per sigma ")[1].split(", ")]
     assert len(values) == 8 and abs(sum(values) / 8 - mean) < 5e-3
+
+
+def test_against_fp32_prints_ratio_losses_flops_and_peak_fraction(capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")
+    code = main(["benchmark-net", "--preset", "fmnist-small", "--channels", "8", "--resolution", "8",
+                 "--batch", "2", "--images", "6", "--val-images", "2", "--threads", "1", "--against-fp32"])
+    out = capsys.readouterr().out
+    assert code == 0 and "speed ratio ours/fp32: " in out
+    ours = next(line for line in out.splitlines() if line.startswith("ours"))
+    fp32 = next(line for line in out.splitlines() if line.startswith("fp32"))
+    assert "validation loss" in ours and "validation loss" in fp32
+    flops = [line for line in out.splitlines() if "MFLOP per training image" in line]
+    assert [line.split()[0] for line in flops] == ["bf16,", "fp32,"]
+    counted = [float(line.split()[1]) for line in flops]
+    assert counted[0] == counted[1] > 0  # the same network: the same FLOPs, whatever the precision
+    assert all("% of the measured" in line and "matmul peak" in line for line in flops)
+
+
+def test_matmul_peak_is_a_positive_rate() -> None:
+    from ambient_omni.cli.benchmark_net import matmul_peak
+
+    assert matmul_peak(torch.device("cpu"), False, size=64, repeats=1) > 1e6

@@ -178,16 +178,30 @@ def test_a_longer_run_adopting_a_shorter_one_matches_a_straight_run(tmp_path: Pa
     assert fresh.adopt_shorter_run(runs) is None and not (tmp_path / "new" / "checkpoints").exists()
 
 
-def _child_main(run_dir: str, hang_at: int) -> None:
+def _child_main(run_dir: str, hang_at: int, bf16: bool = False) -> None:
     """Entry point of the subprocess that gets killed (see the SIGKILL test)."""
-    Trainer(ToyTask(dropout=0.2, hang_at=hang_at), toy_config(steps=8, checkpoint_every=3), run_dir,
+    Trainer(ToyTask(dropout=0.2, hang_at=hang_at), toy_config(steps=8, checkpoint_every=3, bf16=bf16), run_dir,
             dist_info=CPU1).run()
 
 
-def test_sigkill_then_resume_is_exact(tmp_path: Path) -> None:
-    straight = train(tmp_path / "straight", task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3)
+def test_bf16_path_is_taken_and_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")  # the default path on CPUs with native bf16
+    a = train(tmp_path / "a", steps=12, bf16=True)
+    assert_same(a, train(tmp_path / "b", steps=12, bf16=True))
+    fp32 = train(tmp_path / "fp32", steps=12, bf16=False)
+    assert not torch.equal(a["0.weight"], fp32["0.weight"])  # bf16 rounding changed the trajectory...
+    torch.testing.assert_close(a["0.weight"], fp32["0.weight"], atol=0.05, rtol=0.05)  # ...but not by much
+    assert read_log(tmp_path / "a" / "log.jsonl")[0]["precision"] == "bf16"
+    assert read_log(tmp_path / "fp32" / "log.jsonl")[0]["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_sigkill_then_resume_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")  # inherited by the child
+    straight = train(tmp_path / "straight", task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3, bf16=bf16)
     run = tmp_path / "killed"
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_training_loop as t; t._child_main({str(run)!r}, 5)"
+    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_training_loop as t; "
+            f"t._child_main({str(run)!r}, 5, {bf16})")
     child = subprocess.Popen([sys.executable, "-c", code])
     marker = run / "checkpoints" / "ckpt-00000003.json"
     deadline = time.time() + 120
@@ -200,7 +214,7 @@ def test_sigkill_then_resume_is_exact(tmp_path: Path) -> None:
     child.wait()
     assert child.returncode == -signal.SIGKILL
     assert not (run / "model").exists() and find_latest_checkpoint(run).step == 3
-    resumed = train(run, task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3)
+    resumed = train(run, task=ToyTask(dropout=0.2), steps=8, checkpoint_every=3, bf16=bf16)
     assert_same(straight, resumed)
 
 

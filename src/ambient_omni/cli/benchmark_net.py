@@ -7,6 +7,11 @@ set of images at 8 fixed, log-spaced sigmas in [0.01, 20] with fixed noise (seed
 ``--baseline`` also trains a reference network in the style of the EDM DDPM++ U-Net
 (:class:`DDPMppStyleUNet`, written here from the paper's description) on the same batches,
 interleaved step by step, so both see the same machine state; the ratio is what to quote.
+``--against-fp32`` does the same with today's reference path: the same network, same initial weights,
+float32 and eager, against the training loop's fast path (bf16 autocast where :mod:`ambient_omni.device`
+enables it, foreach Adam). Every network's FLOPs per training image (forward + backward, counted by
+``torch.utils.flop_counter``) are printed with the fraction of this machine's measured matrix-product peak
+(a 1024 x 1024 product in the runner's precision, same threads) that its images/s achieve.
 """
 
 from __future__ import annotations
@@ -142,6 +147,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches, sigmas and noise")
     p.add_argument("--baseline", action="store_true",
                    help="also train the DDPM++-style reference network, interleaved, and print the ratio")
+    p.add_argument("--against-fp32", action="store_true",
+                   help="also train the same network in float32 (today's reference path), interleaved, and print "
+                        "the speed ratio and both validation losses")
+    p.add_argument("--no-bf16", action="store_true", help="train our network in float32 (no bf16 autocast)")
     p.add_argument("--device", help="device (default: $AMBIENT_DEVICE, else cuda if available, else cpu)")
     p.set_defaults(func=run)
 
@@ -211,20 +220,39 @@ def _build(args: argparse.Namespace, size: tuple[int, int], baseline: bool) -> n
 class _Runner:
     """One network under training: model, optimizer and accumulated step time."""
 
-    def __init__(self, name: str, net: nn.Module, lr: float, channels_last: bool, device: torch.device) -> None:
+    def __init__(self, name: str, net: nn.Module, lr: float, channels_last: bool, device: torch.device,
+                 bf16: bool) -> None:
+        from ambient_omni.device import uses_bf16
+
         self.name, self.net, self.seconds, self.images = name, net.to(device), 0.0, 0
         self.format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.format)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.bf16 = uses_bf16(device, bf16)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True if bf16 else None)
         self.params = sum(p.numel() for p in net.parameters())
+
+    def _loss(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        from ambient_omni.device import autocast
+        from ambient_omni.diffusion.edm import denoising_loss
+
+        with autocast(x.device, enabled=self.bf16):
+            return denoising_loss(self.net, x, sigma, noise).float().mean()
+
+    def flops_per_image(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> float:
+        """Forward + backward FLOPs of one training step divided by the batch size (no update made)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self._loss(x, sigma, noise).backward()
+        self.opt.zero_grad(set_to_none=True)
+        return counter.get_total_flops() / x.shape[0]
 
     def step(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, timed: bool) -> float:
         """One Adam step on the EDM loss; returns the loss; adds the wall time when ``timed``."""
-        from ambient_omni.diffusion.edm import denoising_loss
-
         start = time.perf_counter()
         x, noise = x.contiguous(memory_format=self.format), noise.contiguous(memory_format=self.format)
-        loss = denoising_loss(self.net, x, sigma, noise).mean()
+        loss = self._loss(x, sigma, noise)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -257,6 +285,19 @@ class _Runner:
         return per_sigma
 
 
+def matmul_peak(device: torch.device, bf16: bool, size: int = 1024, repeats: int = 8) -> float:
+    """Measured FLOP/s of a ``size x size`` matrix product (``2 size^3`` FLOPs) in bf16 or float32."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=gen).to(device, dtype) for _ in range(2))
+    best = math.inf
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def run(args: argparse.Namespace) -> int:
     """Train the network(s) on ``--images`` images, print img/s, parameters and validation loss."""
     from tqdm import tqdm
@@ -271,9 +312,12 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     size = _resolution(args.resolution)
     train, val, source = _data(args, size)
-    runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device)]
+    runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device, not args.no_bf16)]
+    if args.against_fp32:  # same seeded initial weights as "ours"
+        runners.append(_Runner("fp32", _build(args, size, False), args.lr, False, device, False))
     if args.baseline:
-        runners.append(_Runner("baseline", _build(args, size, True), args.lr, args.channels_last, device))
+        runners.append(_Runner("baseline", _build(args, size, True), args.lr, args.channels_last, device,
+                               not args.no_bf16))
     gen = torch.Generator().manual_seed(args.seed)
     steps = args.images // args.batch
     warmup = min(2, steps - 1)
@@ -286,13 +330,22 @@ def run(args: argparse.Namespace) -> int:
             r.step(x.to(device), sigma.to(device), noise.to(device), timed=step >= warmup)
     print(f"data: {source}, {size[0]}x{size[1]}x{args.channels_in}, batch {args.batch}, "
           f"{steps * args.batch} training images, {args.threads} threads, device {device}")
-    speeds = {}
+    speeds: dict[str, float] = {}
+    peaks = {bf16: matmul_peak(device, bf16) for bf16 in {r.bf16 for r in runners}}
+    probe = (train[: args.batch].to(device), sample_lognormal_sigma(args.batch, generator=gen).to(device),
+             torch.randn((args.batch, *train.shape[1:]), generator=gen).to(device))
     for r in runners:
         speeds[r.name] = r.images / r.seconds
         per_sigma = r.validate(val, args.seed, args.batch)
+        flops = r.flops_per_image(*probe)
         print(f"{r.name:8s}: {r.params / 1e6:.3f}M params, {speeds[r.name]:.1f} img/s, "
               f"validation loss {sum(per_sigma) / len(per_sigma):.4f} ({val.shape[0]} images x 8 sigmas)")
         print(f"{'':8s}  per sigma {', '.join(f'{s:.3g}: {v:.3f}' for s, v in zip(validation_sigmas(), per_sigma))}")
+        print(f"{'':8s}  {'bf16' if r.bf16 else 'fp32'}, {flops / 1e6:.1f} MFLOP per training image, "
+              f"{flops * speeds[r.name] / 1e9:.1f} GFLOP/s = {flops * speeds[r.name] / peaks[r.bf16]:.1%} of the "
+              f"measured {'bf16' if r.bf16 else 'fp32'} matmul peak {peaks[r.bf16] / 1e9:.0f} GFLOP/s")
+    if args.against_fp32:
+        print(f"speed ratio ours/fp32: {speeds['ours'] / speeds['fp32']:.2f}x (same network and batches, interleaved)")
     if args.baseline:
         print(f"speed ratio ours/baseline: {speeds['ours'] / speeds['baseline']:.2f}x "
               "(re-measure on a quiet machine before quoting absolute img/s)")

@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
     p.add_argument("--log-every", type=int, default=50, metavar="STEPS")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: $AMBIENT_DEVICE, else CUDA if available)")
-    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-bf16", action="store_true",
+                   help="train in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16; "
+                        "AMBIENT_CPU_BF16=0|1 forces the CPU choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 

@@ -58,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview-n", type=int, default=64, help="images in each preview grid (default 64)")
     p.add_argument("--preview-steps", type=int, default=12, help="sampler steps of the previews (default 12)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
-    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-bf16", action="store_true",
+                   help="train in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16; "
+                        "AMBIENT_CPU_BF16=0|1 forces the CPU choice)")
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

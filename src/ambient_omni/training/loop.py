@@ -2,7 +2,8 @@
 
 A task (see :class:`TrainTask`) owns the model, the data and the per-sample loss; the trainer
 owns everything else: Adam with a linear learning-rate warm-up, gradient clipping, EMA, DDP,
-bf16 autocast on CUDA, NaN/Inf guard, logging, periodic previews, checkpoints and exact resume.
+bf16 autocast (CUDA, and CPUs with native bf16: :mod:`ambient_omni.device`), NaN/Inf guard, logging,
+periodic previews, checkpoints and exact resume.
 
 Math of one step ``k`` (0-based; ``B`` = global batch, ``W`` = number of processes):
 
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from ambient_omni import seeding
-from ambient_omni.device import autocast
+from ambient_omni.device import autocast, uses_bf16
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import read_json, write_json
 from ambient_omni.training import checkpoint as ckpt
@@ -379,6 +380,7 @@ class Trainer:
             self._write_run_config()
             logger.log({"step": self.step, "event": "resume" if self.step else "start",
                         "world_size": self.dist.world_size, "device": str(self.device),
+                        "precision": "bf16" if uses_bf16(self.device, cfg.bf16) else "fp32",
                         "total_steps": cfg.total_steps, "task": getattr(self.task, "describe", lambda: "")()})
         model = self._wrap()
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not (main and cfg.progress),
