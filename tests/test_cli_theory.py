@@ -13,9 +13,12 @@ def test_crossing_prints_and_writes_json(tmp_path: Path, capsys: pytest.CaptureF
     rc = main(["theory", "--n-clean", "1000", "--n-corrupted", "9000", "--tv", "0.3", "--steps", "6", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "mixed data has the better bound for sigma >" in text and "choice" in text
+    assert "mixed data has the better bound for" in text and "choice" in text
+    headline = text.splitlines()[0]
+    assert "< sigma <" in headline and "sigma > 75.5151" in headline, "the small-sigma window is part of the headline"
     data = json.loads(out.read_text())
     assert data["status"] == "crossing" and len(data["steps"]) == 6
+    assert [i["hi"] is None for i in data["mixed_intervals"]] == [False, True]
     assert data["crossing_sigma"] > 1
 
 

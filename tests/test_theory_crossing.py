@@ -9,8 +9,10 @@ from ambient_omni.errors import AmbientError
 from ambient_omni.theory.crossing import (
     CrossingSetup,
     crossing_sigma,
+    describe_intervals,
     edm_sigmas,
     measured_tv_curve,
+    mixed_win_intervals,
     plot_crossing,
     setup_from_accuracy,
     step_choices,
@@ -54,6 +56,23 @@ def test_crossing_is_a_root_and_choices_agree() -> None:
         if row["sigma"] > s:
             assert row["choice"] == "mixed"
     assert {row["choice"] for row in rows} == {"clean", "mixed"}
+
+
+def test_win_intervals_match_every_step_choice() -> None:
+    """n1 = 1000, n2 = 9000, tv0 = 0.3: besides sigma > 75.5 the mixed bound also wins on a window
+    around sigma = 0.06-0.26 (bias capped at (n2/N) tv0, clean K large); the headline lists both."""
+    setup = CrossingSetup(1000, 9000, tv0=0.3)
+    intervals = mixed_win_intervals(setup)
+    assert len(intervals) == 2
+    low, high = intervals
+    assert 0.03 < low.lo < 0.06 < 0.14 < low.hi < 0.3 and low.vacuous_below is not None
+    assert high.hi == float("inf") and high.lo == pytest.approx(crossing_sigma(setup).sigma, rel=1e-6)
+    for row in step_choices(setup, edm_sigmas(18, 0.002, 80.0)):
+        inside = any(i.lo < row["sigma"] < i.hi for i in intervals)
+        assert (row["choice"] == "mixed") == inside, row
+    text = describe_intervals(intervals)
+    assert f"{low.lo:.4g} < sigma < {low.hi:.4g}" in text and "sigma > 75.5151" in text
+    assert "never" in describe_intervals([])
 
 
 def test_never_always_and_vacuous() -> None:

@@ -94,27 +94,30 @@ def _crossing_setup(args: argparse.Namespace) -> object:
 
 def _run_crossing(args: argparse.Namespace) -> int:
     from ambient_omni.files import write_json
-    from ambient_omni.theory.crossing import crossing_sigma, edm_sigmas, plot_crossing, step_choices
+    from ambient_omni.theory.crossing import (
+        crossing_sigma, describe_intervals, edm_sigmas, mixed_win_intervals, plot_crossing, step_choices,
+    )
 
     setup = _crossing_setup(args)
     result = plot_crossing(setup, args.plot) if args.plot else crossing_sigma(setup)  # type: ignore[arg-type]
+    intervals = mixed_win_intervals(setup)  # type: ignore[arg-type]
     steps = step_choices(setup, edm_sigmas(args.steps, args.sigma_min, args.sigma_max))  # type: ignore[arg-type]
-    messages = {
-        "crossing": f"mixed data has the better bound for sigma > {result.sigma:.6g}",
-        "never": "mixed data never has the better bound (up to sigma = 1e6): train on clean data only",
-        "always": "mixed data has the better bound at every sigma >= 1e-3",
-    }
-    print(f"crossing: {messages[result.status]}  (Thm 4.1 bound: {args.kde_bound})")
-    if result.vacuous:
-        print("note: the clean-only bound is trivial (= 1) there; the crossing only marks where the mixed bound becomes non-trivial")
+    print(f"crossing: {describe_intervals(intervals)}  (Thm 4.1 bound: {args.kde_bound})")
     print(f"{'step':>4} {'sigma':>10} {'clean bound':>12} {'mixed bound':>12}  choice")
     for row in steps:
         print(f"{row['step']:>4} {row['sigma']:>10.4g} {row['clean_bound']:>12.4g} {row['mixed_bound']:>12.4g}  {row['choice']}")
     if args.plot:
         print(f"wrote {args.plot}")
     if args.json:
-        write_json(args.json, {"crossing_sigma": result.sigma, "status": result.status, "vacuous": result.vacuous, "steps": steps})
+        write_json(args.json, {"crossing_sigma": result.sigma, "status": result.status, "vacuous": result.vacuous,
+                               "mixed_intervals": [_interval_json(i) for i in intervals], "steps": steps})
     return 0
+
+
+def _interval_json(interval: object) -> dict[str, float | None]:
+    """A :class:`WinInterval` as JSON (``hi = null`` for an open range)."""
+    lo, hi, below = interval.lo, interval.hi, interval.vacuous_below  # type: ignore[attr-defined]
+    return {"lo": lo, "hi": hi if hi != float("inf") else None, "clean_bound_trivial_below": below}
 
 
 def _jsonable(value: object) -> object:

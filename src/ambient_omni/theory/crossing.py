@@ -144,6 +144,77 @@ def crossing_sigma(setup: CrossingSetup, sigma_lo: float = 1e-3, sigma_hi: float
     return result(float(brentq(gap, grid[k], grid[k + 1], xtol=1e-12, rtol=1e-10)), "crossing")
 
 
+@dataclass(frozen=True)
+class WinInterval:
+    """A range ``lo < sigma < hi`` on which ``B2 < B1`` (``hi = inf``: up to the grid's top).
+    ``vacuous_below``: the clean-only bound is trivial (= 1) for ``lo < sigma < vacuous_below``
+    (``None`` if it is non-trivial on the whole range), so there mixed data "wins" only because
+    its bound stops being trivial first."""
+
+    lo: float
+    hi: float
+    vacuous_below: float | None = None
+
+
+def _edge(setup: CrossingSetup, a: float, b: float) -> float:
+    """The sign change of ``B1 - B2`` inside ``[a, b]`` (Brent's method)."""
+
+    def gap(s: float) -> float:
+        return float(setup.clean_bound(np.asarray(s)) - setup.mixed_bound(np.asarray(s)))
+
+    if gap(a) == 0:
+        return a
+    if gap(b) == 0 or np.sign(gap(a)) == np.sign(gap(b)):
+        return b
+    return float(brentq(gap, a, b, xtol=1e-12, rtol=1e-10))
+
+
+def mixed_win_intervals(setup: CrossingSetup, sigma_lo: float = 1e-3, sigma_hi: float = 1e6, num: int = 4000) -> list[WinInterval]:
+    """Every range of sigma on which mixed data has the better bound, ``{sigma : B2(sigma) < B1(sigma)}``.
+
+    :func:`crossing_sigma` gives only the last one (the range that extends to ``sigma_hi``); with the
+    paper-form Thm 4.1 bound there is often a second window at small sigma, where the bias
+    ``(n2/N) tv0 min(1, D/(2 sigma))`` is capped at ``(n2/N) tv0`` while ``K(sigma, n1) - K(sigma, N)`` is
+    large. Edges: log grid of ``num`` points, refined by Brent's method; a range touching the grid's
+    bottom starts at ``sigma_lo``, one touching its top ends at ``inf``.
+    """
+    grid = np.geomspace(sigma_lo, sigma_hi, num)
+    wins = setup.clean_bound(grid) - setup.mixed_bound(grid) > 0
+    intervals: list[WinInterval] = []
+    changes = np.flatnonzero(np.diff(wins.astype(np.int8)))
+    starts = ([0] if wins[0] else []) + [int(k) + 1 for k in changes if not wins[k]]
+    for start in starts:
+        after = [int(k) for k in changes if k >= start and wins[k]]
+        lo = float(sigma_lo) if start == 0 else _edge(setup, float(grid[start - 1]), float(grid[start]))
+        hi = float("inf") if not after else _edge(setup, float(grid[after[0]]), float(grid[after[0] + 1]))
+        intervals.append(WinInterval(lo, hi, _vacuous_below(setup, lo, hi)))
+    return intervals
+
+
+def _vacuous_below(setup: CrossingSetup, lo: float, hi: float, num: int = 400) -> float | None:
+    """The largest sigma in ``(lo, hi)`` up to which the clean-only bound is 1, or ``None``."""
+    top = hi if np.isfinite(hi) else lo * 1e3
+    grid = np.geomspace(lo, top, num)
+    trivial = setup.clean_bound(grid) >= 1.0
+    if not trivial[0]:
+        return None
+    k = int(np.argmin(trivial)) if not trivial.all() else num - 1
+    return float(grid[k])
+
+
+def describe_intervals(intervals: Sequence[WinInterval]) -> str:
+    """One line for ``ambient theory``'s headline: every range where mixed data has the better bound."""
+    if not intervals:
+        return "mixed data never has the better bound (up to sigma = 1e6): train on clean data only"
+    parts = []
+    for item in intervals:
+        text = f"sigma > {item.lo:.6g}" if not np.isfinite(item.hi) else f"{item.lo:.4g} < sigma < {item.hi:.4g}"
+        if item.vacuous_below is not None:
+            text += f" (clean bound trivial, = 1, below {item.vacuous_below:.3g})"
+        parts.append(text)
+    return "mixed data has the better bound for " + " and for ".join(parts)
+
+
 def edm_sigmas(steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> np.ndarray:
     """The EDM (Karras et al. 2022) sampling levels, descending:
     ``sigma_i = (sigma_max^(1/rho) + i/(steps-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``."""
