@@ -43,6 +43,15 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return seeds
 
 
+def _require_denoiser(config: dict, model: str) -> None:
+    """A one-line error unless ``config`` is a denoiser's (a noise or crop classifier has no image shape to sample)."""
+    from ambient_omni.errors import AmbientError
+
+    if config.get("kind", "denoiser") != "denoiser" or "image_shape" not in config:
+        raise AmbientError(f"--model {model}: this is a {config.get('kind', 'unknown')} model, not a denoiser; "
+                           "`ambient sample` needs a run or model folder from `ambient train`")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model, sample, write the grid, the arrays and the settings."""
     import io
@@ -59,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = _seeds(args)
     device = pick_device(args.device)
     model, config, source = load_denoiser(args.model, device)
+    _require_denoiser(config, args.model)
     shape = tuple(config["image_shape"])
     labels = sample_labels(seeds, int(config.get("num_classes", 0)) if config["network"].get("label_dim") else 0,
                            args.class_label)
