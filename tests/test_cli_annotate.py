@@ -33,6 +33,20 @@ def test_fixed(tmp_path: Path) -> None:
     assert t.sigma_min.tolist() == [0.0, 1.5, math.inf] and t.sigma_max.tolist() == [0.0, 0.0, 0.2]
 
 
+def test_written_summary_is_whole(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The summary after ``wrote OUT`` is complete text (it used to be JSON cut at 400 characters, mid-word)."""
+    provenance = ["clean"] + [f"corrupted:blur:sigma={s}" for s in (0.4, 0.6, 0.8, 1.0)] + ["ood:fashion-mnist:test"]
+    data = _dataset(tmp_path / "d", provenance)
+    assert main(["annotate", "fixed", "--data", str(data), "--sigma-min", "1.5", "--sigma-max", "0.2",
+                 "--out", str(tmp_path / "a.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"wrote {tmp_path / 'a.jsonl'}:"
+    assert "6 images: 1 clean, 4 corrupted" in out and "methods: fixed (6)" in out
+    for prov in provenance[1:]:
+        assert f"  {prov}: 1 images" in out
+    assert "{" not in out
+
+
 def test_noise_fast_with_compare_and_pictures(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = _dataset(tmp_path / "d", ["clean", "corrupted:noise:std=0.1", "corrupted:noise:std=0.1"])
     save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})

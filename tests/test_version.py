@@ -23,3 +23,13 @@ def test_inside_a_checkout_the_commit_and_dirty_flag(tmp_path: Path) -> None:
     assert info["commit"] == git("rev-parse", "HEAD") and info["dirty"] is False
     (tmp_path / "f.txt").write_text("b")
     assert code_version(tmp_path)["dirty"] is True
+
+
+def test_pyproject_license_is_an_spdx_string() -> None:
+    """``license = { text = ... }`` makes setuptools >= 77 print a deprecation box at every install."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert "setuptools>=77" in project["build-system"]["requires"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +95,12 @@ def _write_table(out: str, table: Any) -> None:
 
 
 def _print_written(out: str, table: Any) -> None:
+    """``wrote OUT`` and the whole summary of the table, as text (``ambient annotations summary`` adds more)."""
+    from ambient_omni.cli.annotations import format_summary
     from ambient_omni.data.annotations import summarize
 
-    print(f"wrote {out}: {json.dumps(summarize(table), default=str)[:400]}")
+    print(f"wrote {out}:")
+    print(format_summary(summarize(table)))
 
 
 def run_fixed(args: argparse.Namespace) -> int:
@@ -128,7 +130,6 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
 def run_noise(args: argparse.Namespace) -> int:
     """Annotate this rank's chunks; with several ranks wait for all, then rank 0 merges and plots."""
     from ambient_omni.annotate import noise
-    from ambient_omni.data.annotations import summarize
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.training.distributed import init_distributed
 
@@ -140,7 +141,7 @@ def run_noise(args: argparse.Namespace) -> int:
                                    progress=not args.no_progress and dist.is_main)
     if table is None:
         return 0
-    print(f"wrote {args.out}: {json.dumps(summarize(table), default=str)[:400]}")
+    _print_written(args.out, table)
     pictures = noise.write_pictures(args.out, args.classifier, data, table, cfg, args.plot_images, args.batch,
                                     dist.device)
     print("pictures: " + ", ".join(map(str, pictures)))

@@ -101,8 +101,8 @@ def _sigmas(text: str) -> list[float]:
     return values
 
 
-def _format_summary(summary: dict[str, Any]) -> str:
-    """Human-readable text of :func:`summarize` output plus the usable-per-sigma table."""
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable text of :func:`summarize` output plus the usable-per-sigma table (when it has ``usable``)."""
     lines = [f"{summary['n']} images: {summary['clean']} clean, {summary['corrupted']} corrupted "
              f"({summary['donut']} also usable at low noise), {summary['ood_like']} OOD-like, "
              f"{summary['unusable']} never usable"]
@@ -116,7 +116,8 @@ def _format_summary(summary: dict[str, Any]) -> str:
         mean = "-" if row["mean_sigma_min"] is None else f"{row['mean_sigma_min']:.4g}"
         lines.append(f"  {prov}: {row['n']} images, {row['clean']} clean, mean sigma_min {mean}, "
                      f"{row['ood_like']} OOD-like")
-    lines.append("usable images per sigma: " + ", ".join(f"{s:g}: {c}" for s, c in summary["usable"].items()))
+    if "usable" in summary:
+        lines.append("usable images per sigma: " + ", ".join(f"{s:g}: {c}" for s, c in summary["usable"].items()))
     return "\n".join(lines)
 
 
@@ -132,7 +133,7 @@ def run_summary(args: argparse.Namespace) -> int:
         summary["usable"] = {f"{s:g}": c for s, c in summary["usable"].items()}
         print(json.dumps(summary, indent=2))
     else:
-        print(_format_summary(summary))
+        print(format_summary(summary))
     return 0
 
 
