@@ -104,3 +104,14 @@ def test_noise_cli_defaults_are_the_library_defaults(method: str, tmp_path: Path
     args = parse(["annotate", "noise", "--classifier", str(tmp_path / "low"), "--data", "d", "--out", "o",
                   "--p-mean", "-1.0"])
     assert _noise_config(args, method) == NoiseAnnotationConfig(method=method, p_mean=-1.0, p_std=1.0)
+
+
+@pytest.mark.parametrize("option", ["--chunk", "--batch"])
+def test_noise_refuses_a_zero_chunk_or_batch(option: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "corrupted:noise:std=0.1"])
+    save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})
+    out = tmp_path / "n.jsonl"
+    assert main(["annotate", "noise", "--classifier", str(tmp_path / "clf"), "--data", str(data), "--out", str(out),
+                 "--grid-size", "64", "--max-points", "20", "--plot-images", "0", "--no-progress", "--device", "cpu",
+                 option, "0"]) == 2
+    assert f"{option} must be a positive int, got 0" in capsys.readouterr().err and not out.exists()

@@ -45,3 +45,10 @@ def test_help_mentions_protocol(capsys):
     except SystemExit as exit_:
         assert exit_.code == 0
     assert "PROTOCOL" in capsys.readouterr().out
+
+
+def test_k_zero_exits_2(tmp_path, capsys):
+    _write(tmp_path)
+    assert main(["eval", "--samples", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref"),
+                 "--features", "pixels", "--k", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 2
+    assert "--k (k of the k-NN precision/recall) must be a positive int" in capsys.readouterr().err

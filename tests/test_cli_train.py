@@ -45,3 +45,34 @@ def test_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     assert "no complete checkpoint" in capsys.readouterr().err
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--batch", "0"]) == 2
     assert main(["sample", "--model", str(tmp_path), "--out", str(tmp_path / "s"), "--seeds", "9-1"]) == 2
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--ema-halflife", "nan"], "--ema-halflife must be a positive finite"),
+    (["--ema-decay", "2"], "--ema-decay must lie in [0, 1)"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (["--channels", "0"], "model_channels (--channels) must be a positive int"),
+    (["--channels", "-8"], "model_channels (--channels) must be a positive int"),
+    (["--device", "banana"], "--device 'banana': not a torch device"),
+    (["--kimg", "inf"], "--kimg must be a positive finite number"),
+    (["--kimg", "nan"], "--kimg must be a positive finite number"),
+])
+def test_bad_options_are_one_line_errors(option: list[str], message: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    data = write_tiny_dataset(tmp_path / "ds")
+    steps = [] if option[0] == "--kimg" else ["--steps", "1"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *steps, *TINY, *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "model").exists()
+
+
+def test_cuda_on_a_machine_without_cuda_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = write_tiny_dataset(tmp_path / "ds")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "1", "--device", "cuda",
+                 *TINY]) == 2
+    assert "--device cuda: CUDA is not available" in capsys.readouterr().err

@@ -60,3 +60,8 @@ def test_loads_npz_and_dataset_folder(tmp_path):
 def test_shape_mismatch_is_user_error(tmp_path):
     with pytest.raises(AmbientError, match="shape"):
         evaluate(torch.zeros(4, 1, 6, 6), _images(10, 0), ["pixels"], cache_dir=tmp_path, progress=False)
+
+
+def test_k_zero_is_refused_before_any_work(tmp_path):
+    with pytest.raises(AmbientError, match="--k"):
+        evaluate(str(tmp_path / "not-read.npz"), _images(10, 0), ["pixels"], k=0, cache_dir=tmp_path, progress=False)

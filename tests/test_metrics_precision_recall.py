@@ -37,3 +37,11 @@ def test_real_vs_real_high():
 def test_too_few_points_raise():
     with pytest.raises(ValueError):
         knn_radii(np.zeros((3, 2)), k=3)
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_k_below_one_is_an_error_not_zero_precision(k):
+    from ambient_omni.errors import AmbientError
+
+    with pytest.raises(AmbientError, match="--k .* must be a positive int"):
+        precision_recall(np.zeros((10, 2)), np.zeros((10, 2)), k=k)

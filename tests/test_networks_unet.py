@@ -147,3 +147,11 @@ def test_group_norm_groups_divide_the_channels() -> None:
         assert channels % g == 0 and g <= 32 and (g == 1 or channels // g >= 4)
     assert _groups(144) == 24 and _groups(128) == 32
     UNet(1, 1, model_channels=48, channel_mult=(1, 3), num_blocks=1)  # 144 channels: used to fail
+
+
+@pytest.mark.parametrize("channels", [0, -8])
+def test_non_positive_model_channels_is_an_error_naming_the_option(channels: int) -> None:
+    with pytest.raises(AmbientError, match=r"model_channels \(--channels\) must be a positive int"):
+        UNet(1, 1, model_channels=channels, channel_mult=(1, 2), num_blocks=1)
+    with pytest.raises(AmbientError, match="in_channels must be a positive int"):
+        UNetEncoder(0, model_channels=8, channel_mult=(1, 2), num_blocks=1)

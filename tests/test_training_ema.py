@@ -30,3 +30,20 @@ def test_update_is_a_convex_blend_and_buffers_are_copied() -> None:
     torch.testing.assert_close(ema.model.weight, torch.full((2,), 0.75 * 1.0 + 0.25 * 3.0))
     torch.testing.assert_close(ema.model.running_mean, torch.full((2,), 7.0))
     assert not ema.model.weight.requires_grad
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"halflife_images": float("nan")}, "--ema-halflife"), ({"halflife_images": 0.0}, "--ema-halflife"),
+    ({"halflife_images": float("inf")}, "--ema-halflife"), ({"decay": 2.0}, "--ema-decay"),
+    ({"decay": 1.0}, "--ema-decay"), ({"decay": float("nan")}, "--ema-decay"),
+    ({"rampup_ratio": float("nan")}, "rampup_ratio"),
+])
+def test_settings_that_break_the_average_are_errors(kwargs: dict, option: str) -> None:
+    from ambient_omni.errors import AmbientError
+
+    with pytest.raises(AmbientError, match=option):
+        EMASchedule(**kwargs)
+
+
+def test_zero_decay_is_allowed_and_copies_the_weights() -> None:
+    assert EMASchedule(decay=0.0).beta(10, 5) == 0.0

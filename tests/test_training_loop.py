@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import generator
 from ambient_omni.training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ambient_omni.training.distributed import DistInfo
@@ -262,3 +263,21 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     two = weights(tmp_path / "two")
     assert_same(one, two, atol=1e-5)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("kw, option", [
+    ({"ema_halflife_images": float("nan")}, "--ema-halflife"), ({"ema_decay": 2.0}, "--ema-decay"),
+    ({"checkpoint_every": -1}, "--checkpoint-every"), ({"log_every": -1}, "--log-every"),
+    ({"preview_every": -2}, "--preview-every"), ({"lr": float("inf")}, "--lr"), ({"lr": float("nan")}, "--lr"),
+    ({"device": "banana"}, "not a torch device"), ({"steps": None, "total_images": -5}, "run length"),
+])
+def test_validate_refuses_settings_that_make_garbage(kw: dict, option: str) -> None:
+    with pytest.raises(AmbientError, match=option):
+        toy_config(**kw).validate()
+
+
+def test_validate_refuses_cuda_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(AmbientError, match="cuda: CUDA is not available"):
+        toy_config(device="cuda").validate()
+    toy_config(device="cpu").validate()

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ambient_omni.cli._options import require_positive
+
 DESCRIPTION = """\
 Annotate a dataset folder (writes annotations.jsonl-format files; see docs/ARCHITECTURE.md).
 
@@ -133,6 +135,8 @@ def run_noise(args: argparse.Namespace) -> int:
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.training.distributed import init_distributed
 
+    require_positive("--chunk", args.chunk)
+    require_positive("--batch", args.batch)
     cfg = _noise_config(args, args.method)
     dist = init_distributed(args.device)
     data = load_dataset(args.data)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+
+from ambient_omni.errors import AmbientError
 
 DESCRIPTION = """\
 Train a diffusion denoiser (EDM preconditioning + U-Net) on a dataset folder with the ambient loss.
@@ -67,7 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _total_images(args: argparse.Namespace) -> int:
+    """The run length in images from --kimg / --images (default 100000)."""
     if args.kimg is not None:
+        if not (math.isfinite(args.kimg) and args.kimg > 0):
+            raise AmbientError(f"--kimg must be a positive finite number, got {args.kimg}")
         return int(round(args.kimg * 1000))
     return args.images if args.images is not None else 100_000
 

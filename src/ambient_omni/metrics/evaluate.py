@@ -24,7 +24,7 @@ from ambient_omni.metrics.frechet import feature_statistics, frechet_distance
 from ambient_omni.metrics.kid import kernel_inception_distance
 from ambient_omni.metrics.memorization import DEFAULT_RATIO, memorization
 from ambient_omni.metrics.patches import patch_frechet_distance
-from ambient_omni.metrics.precision_recall import precision_recall
+from ambient_omni.metrics.precision_recall import check_k, precision_recall
 
 DEFAULT_REFERENCE = "fashion-mnist:test"
 DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
@@ -109,6 +109,7 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
     if unknown or not features:
         raise AmbientError(f"unknown feature set(s) {unknown or features}; choose from "
                            f"{', '.join(available_extractors())}")
+    check_k(k)
     sample_images = load_images(samples, "samples")
     ref_all = load_images(reference, "reference")
     ref_images = ref_all[torch.as_tensor(fixed_subset(ref_all.shape[0], n_ref))]

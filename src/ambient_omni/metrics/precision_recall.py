@@ -8,8 +8,12 @@ generated manifold (built the same way from the generated features). Default ``k
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
+
+from ambient_omni.errors import AmbientError
 
 
 def pairwise_distances(x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -18,8 +22,16 @@ def pairwise_distances(x: np.ndarray, y: np.ndarray, chunk: int = 1024) -> np.nd
     return torch.cat([torch.cdist(xt[i:i + chunk], yt) for i in range(0, xt.shape[0], chunk)]).numpy()
 
 
+def check_k(k: int) -> None:
+    """Raise :class:`AmbientError` unless ``k`` is a positive int (``k = 0`` gives every radius 0, so
+    precision and recall 0 whatever the samples)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise AmbientError(f"--k (k of the k-NN precision/recall) must be a positive int, got {k!r}")
+
+
 def knn_radii(features: np.ndarray, k: int = 3) -> np.ndarray:
-    """Distance from each feature to its k-th nearest neighbour among the others."""
+    """Distance from each feature to its k-th nearest neighbour among the others (``k >= 1``)."""
+    check_k(k)
     if features.shape[0] <= k:
         raise ValueError(f"k-NN radii need more than k={k} features, got {features.shape[0]}")
     dist = pairwise_distances(features, features)

@@ -23,6 +23,7 @@ where label ``-1`` (and label dropout) selects an extra "null" class for classif
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -146,8 +147,12 @@ def _blocks_per_level(num_blocks: int | Sequence[int], levels: int) -> list[int]
     return counts
 
 
-def _check_arch(channel_mult: Sequence[int], num_blocks: int | Sequence[int], attn_levels: Sequence[int]) -> None:
+def _check_arch(channel_mult: Sequence[int], num_blocks: int | Sequence[int], attn_levels: Sequence[int],
+                model_channels: int = 1, in_channels: int = 1) -> None:
     """Validate the architecture options (AmbientError names the option)."""
+    for name, value in (("model_channels (--channels)", model_channels), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise AmbientError(f"{name} must be a positive int, got {value!r}")
     if not channel_mult or any(int(m) < 1 for m in channel_mult):
         raise AmbientError(f"channel_mult must be a non-empty list of positive ints, got {list(channel_mult)}")
     _blocks_per_level(num_blocks, len(channel_mult))
@@ -182,7 +187,7 @@ class UNetEncoder(nn.Module):
         emb_dim: int | None = None,
     ) -> None:
         super().__init__()
-        _check_arch(channel_mult, num_blocks, attn_levels)
+        _check_arch(channel_mult, num_blocks, attn_levels, model_channels, in_channels)
         self.init_args = _init_args(locals())
         self.emb_dim = emb_dim or 4 * model_channels
         self.channels = [model_channels * int(m) for m in channel_mult]

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from ambient_omni.device import pick_device
+from ambient_omni.errors import AmbientError
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,32 @@ def _env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def checked_device(name: str | None = None) -> torch.device:
+    """:func:`~ambient_omni.device.pick_device` with a clear :class:`AmbientError` for a name torch does not
+    know (``banana``) or a device this machine lacks (``cuda`` on a CPU-only torch, ``cuda:3`` with 2 GPUs)."""
+    source = "--device" if name else "$AMBIENT_DEVICE"
+    try:
+        dev = pick_device(name)
+    except RuntimeError:
+        raise AmbientError(f"{source} {name or os.environ.get('AMBIENT_DEVICE')!r}: not a torch device "
+                           "(expected cpu, cuda, cuda:N, mps, ...)") from None
+    if dev.type == "cuda":
+        _check_cuda(dev, source)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise AmbientError(f"{source} {dev}: MPS is not available on this machine")
+    return dev
+
+
+def _check_cuda(dev: torch.device, source: str) -> None:
+    """Raise when ``dev`` (a CUDA device) does not exist here."""
+    if not torch.cuda.is_available():
+        why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise AmbientError(f"{source} {dev}: CUDA is not available ({why}); use --device cpu")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise AmbientError(f"{source} {dev}: this machine has {count} CUDA device(s)")
+
+
 def init_distributed(device: str | None = None) -> DistInfo:
     """Read RANK / WORLD_SIZE / LOCAL_RANK and join the process group when WORLD_SIZE > 1.
 
@@ -51,7 +78,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     rank = _env_int("RANK", 0)
     world_size = _env_int("WORLD_SIZE", 1)
     local_rank = _env_int("LOCAL_RANK", 0)
-    dev = pick_device(device)
+    dev = checked_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
     if dev.type == "cuda":

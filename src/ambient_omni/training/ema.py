@@ -11,10 +11,13 @@ dominated by the random initial weights early on. Alternatively a fixed ``decay`
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ambient_omni.errors import AmbientError
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,18 @@ class EMASchedule:
     halflife_images: float = 500_000.0
     rampup_ratio: float | None = 0.05
     decay: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings that make a NaN or diverging average (AmbientError naming the option)."""
+        if self.decay is not None:
+            if not 0.0 <= self.decay < 1.0:
+                raise AmbientError(f"--ema-decay must lie in [0, 1), got {self.decay}")
+            return
+        if not (math.isfinite(self.halflife_images) and self.halflife_images > 0):
+            raise AmbientError(f"--ema-halflife must be a positive finite number of images, got {self.halflife_images}")
+        ratio = self.rampup_ratio
+        if ratio is not None and not (math.isfinite(ratio) and ratio > 0):
+            raise AmbientError(f"EMA rampup_ratio must be positive and finite (or None), got {ratio}")
 
     def beta(self, images_seen: int, batch_size: int) -> float:
         """EMA coefficient after the optimizer step that brought the count to ``images_seen``."""

@@ -40,6 +40,7 @@ from ambient_omni.training.distributed import (
     all_gather_objects,
     all_reduce_sum,
     barrier,
+    checked_device,
     init_distributed,
 )
 from ambient_omni.training.ema import EMA, EMASchedule
@@ -111,19 +112,32 @@ class TrainConfig:
         return self.steps if self.steps is not None else math.ceil(self.total_images / self.batch_size)
 
     def validate(self) -> None:
-        """Raise :class:`AmbientError` naming the first bad setting."""
+        """Raise :class:`AmbientError` naming the first bad setting (also the device: it must exist here)."""
         if self.batch_size <= 0:
             raise AmbientError(f"--batch must be positive, got {self.batch_size}")
-        checks = [
-            (self.total_steps > 0, "the run must have at least one step (--kimg/--images/--steps)"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.resume in ("auto", "require", "never"), "resume must be auto, require or never"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
-            (self.grad_clip is None or self.grad_clip > 0, "--grad-clip must be positive"),
-        ]
-        for ok, message in checks:
+        if self.steps is None and not (isinstance(self.total_images, int) and self.total_images > 0):
+            raise AmbientError(f"the run length must be a positive number of images (--kimg/--images), "
+                               f"got {self.total_images}")
+        for ok, message in self._checks():
             if not ok:
                 raise AmbientError(message)
+        EMASchedule(self.ema_halflife_images, self.ema_rampup_ratio, self.ema_decay)  # raises on bad EMA settings
+        if self.device is not None:
+            checked_device(self.device)
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        """``(ok, message)`` per scalar setting (NaN fails every comparison, so it fails here too)."""
+        return [
+            (self.total_steps > 0, "the run must have at least one step (--kimg/--images/--steps)"),
+            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be positive and finite, got {self.lr}"),
+            (self.lr_rampup_images >= 0, f"--lr-rampup must be >= 0, got {self.lr_rampup_images}"),
+            (self.resume in ("auto", "require", "never"), "resume must be auto, require or never"),
+            (self.keep_checkpoints >= 1, f"--keep must be at least 1, got {self.keep_checkpoints}"),
+            (self.grad_clip is None or self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}"),
+            (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0 (0: only at the end), got {self.checkpoint_every}"),
+            (self.log_every >= 0, f"--log-every must be >= 0 (0: only at the end), got {self.log_every}"),
+            (self.preview_every >= 0, f"--preview-every must be >= 0 (0: off), got {self.preview_every}"),
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (tuples become lists)."""
