@@ -42,7 +42,7 @@ crop classifiers (``crop_sizes``: default 4, 8, 12, 16 below the image size; ``p
 overrides and training as ``ambient classifier train --kind crop``), annotation (``sigma``, ``threshold``);
 ``seed`` seeds the shared stages (target-only denoiser, classifiers, crop noise)."""
 DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
-                "reference": "fashion-mnist:test", "n_ref": None, "batch": 256}
+                "reference": "fashion-mnist:test", "n_ref": None, "batch": 64}
 
 
 def config_hash(obj: Any) -> str:
