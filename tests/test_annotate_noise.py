@@ -204,3 +204,29 @@ def test_a_classifier_that_calls_corrupted_images_clean_at_low_sigma_is_reported
     assert np.all(np.isinf(table.sigma_min[1:])) and table.sigma_min[0] == 0
     with pytest.raises(AmbientError, match="at-floor"):
         noise.NoiseAnnotationConfig(at_floor="drop")
+
+
+def test_a_nan_span_is_an_error() -> None:
+    with pytest.raises(AmbientError, match="--span >= 1"):
+        noise.NoiseAnnotationConfig(span=float("nan"))
+    with pytest.raises(ValueError, match="EMA span"):
+        curves.ema_alpha(float("nan"))
+
+
+def test_a_model_that_is_not_a_noise_classifier_is_refused(tmp_path: Path) -> None:
+    from ambient_omni.data.imageset import ImageSet
+    from ambient_omni.data.mixed import from_image_set, load_dataset, write_dataset
+    from ambient_omni.networks.registry import build_network
+    from ambient_omni.training.checkpoint import save_model
+
+    net = {"kind": "denoiser", "in_channels": 1, "out_channels": 1, "model_channels": 8, "channel_mult": [1],
+           "num_blocks": 1}
+    save_model(tmp_path / "den", build_network(net), {"kind": "denoiser", "network": net})
+    with pytest.raises(AmbientError, match="a model of kind 'denoiser', not a classifier"):
+        noise.training_lognormal(tmp_path / "den")
+    codes = np.zeros((2, 1, 4, 4), dtype=np.uint8)
+    write_dataset(tmp_path / "d", from_image_set(ImageSet.from_uint8(codes), "corrupted:x", "s"))
+    with pytest.raises(AmbientError, match="not a classifier"):
+        noise.annotate_dataset(tmp_path / "den", load_dataset(tmp_path / "d"), tmp_path / "a.jsonl",
+                               noise.NoiseAnnotationConfig(**FAST), progress=False)
+    assert not (tmp_path / "a.jsonl").exists()

@@ -115,3 +115,19 @@ def test_noise_refuses_a_zero_chunk_or_batch(option: str, tmp_path: Path, capsys
                  "--grid-size", "64", "--max-points", "20", "--plot-images", "0", "--no-progress", "--device", "cpu",
                  option, "0"]) == 2
     assert f"{option} must be a positive int, got 0" in capsys.readouterr().err and not out.exists()
+
+
+def test_noise_refuses_a_denoiser_as_classifier(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _dataset(tmp_path / "d", ["clean", "corrupted:noise:std=0.1"])
+    net = {"kind": "denoiser", "in_channels": 1, "out_channels": 1, "model_channels": 4, "channel_mult": [1],
+           "num_blocks": 1}
+    save_model(tmp_path / "den", build_network(net), {"kind": "denoiser", "network": net})
+    out = tmp_path / "n.jsonl"
+    assert main(["annotate", "noise", "--classifier", str(tmp_path / "den"), "--data", str(data), "--out", str(out),
+                 "--grid-size", "64", "--max-points", "20", "--plot-images", "0", "--no-progress",
+                 "--device", "cpu"]) == 2
+    assert "a model of kind 'denoiser', not a classifier" in capsys.readouterr().err and not out.exists()
+    save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})
+    assert main(["annotate", "noise", "--classifier", str(tmp_path / "clf"), "--data", str(data), "--out", str(out),
+                 "--span", "nan", "--no-progress", "--device", "cpu"]) == 2
+    assert "--span >= 1 (got 0.45, 4, nan)" in capsys.readouterr().err and not out.exists()

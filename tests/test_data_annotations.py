@@ -249,3 +249,16 @@ def test_admissible_counts_hand_computed() -> None:
         buffer_factor(1.0)
     with pytest.raises(AmbientError, match="sigma must be > 0"):
         admissible_counts(table, [0.0, 1.0])
+
+
+def test_a_null_dataset_sha_warns_when_read_against_a_known_dataset(tmp_path: Path) -> None:
+    import warnings
+
+    path = _write(tmp_path / "a.jsonl", [_header(n=2, dataset={"n": 2, "sha256": None}), _record(0), _record(1)])
+    with pytest.warns(UserWarning, match=r"a\.jsonl: the header records no dataset sha256 \(null\)"):
+        table = read_annotations(path, dataset_sha256=SHA)
+    assert len(table) == 2 and table.dataset_sha256 is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_annotations(path)  # no dataset to compare with: nothing to warn about
+        read_annotations(_write(tmp_path / "b.jsonl", [_header(n=1), _record(0)]), dataset_sha256=SHA)

@@ -52,6 +52,33 @@ CHANCE_ACCURACY = 0.6
 """A noise classifier below this accuracy at the check's sigma is reported as not having learned."""
 
 
+def classifier_kind(config: Any, where: str) -> str:
+    """``"noise"`` or ``"crop"``: the kind of classifier a model folder's ``config`` describes (a
+    ``classifier.kind`` record, else ``crop`` when it records a ``crop_size``, else ``noise``). Any other model
+    (a denoiser, a bare network) is an :class:`AmbientError` naming ``where``: the one check shared by
+    ``annotate noise`` and ``annotate crops``."""
+    kind = config.get("kind") if isinstance(config, dict) else None
+    if kind != "classifier":
+        raise AmbientError(f"{where}: a model of kind {kind!r}, not a classifier; "
+                           "train one with `ambient classifier train`")
+    info = config.get("classifier") or {}
+    if not isinstance(info, dict):
+        raise AmbientError(f"{where}: config.json 'classifier' must be an object, got {info!r}")
+    if info.get("kind") in ("noise", "crop"):
+        return str(info["kind"])
+    return "crop" if info.get("crop_size") is not None else "noise"
+
+
+def require_noise_classifier(config: Any, where: str) -> dict[str, Any]:
+    """The ``classifier`` record of a noise classifier's model ``config``; a crop classifier or any model that
+    is no classifier is an :class:`AmbientError` naming ``where`` (sigma_min needs a noise classifier)."""
+    if classifier_kind(config, where) == "crop":
+        size = (config.get("classifier") or {}).get("crop_size")
+        raise AmbientError(f"{where} is a crop classifier ({size}x{size} crops): sigma_min needs a noise "
+                           "classifier (ambient classifier train --kind noise)")
+    return dict(config.get("classifier") or {})
+
+
 def mass_below_cap(p_mean: float, p_std: float, cap: float | None) -> float:
     """``Phi((log cap - p_mean) / p_std)``: the log-normal's probability below ``cap`` (1 without a cap)."""
     return 1.0 if cap is None else 0.5 * (1.0 + math.erf((math.log(cap) - p_mean) / (p_std * math.sqrt(2.0))))

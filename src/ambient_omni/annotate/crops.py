@@ -85,9 +85,13 @@ def annotate_crops(classifiers: Mapping[int, nn.Module], images: torch.Tensor, i
 
 
 def classifier_crop_size(config: Mapping, where: str) -> int:
-    """The crop size a crop classifier was trained on (from its model config)."""
-    size = (config.get("classifier") or {}).get("crop_size") if isinstance(config, Mapping) else None
-    if not isinstance(size, int) or size < 1:
+    """The crop size a crop classifier was trained on (from its model config); a model that is no
+    classifier or a noise classifier is an error (:func:`~ambient_omni.annotate.classifier_task.classifier_kind`)."""
+    from ambient_omni.annotate.classifier_task import classifier_kind
+
+    kind = classifier_kind(dict(config) if isinstance(config, Mapping) else config, where)
+    size = (config.get("classifier") or {}).get("crop_size")
+    if kind != "crop" or not isinstance(size, int) or size < 1:
         raise AmbientError(f"{where}: not a crop classifier (its config has no classifier.crop_size); "
                            "train one with `ambient classifier train --kind crop --crop-size C`")
     return size

@@ -66,7 +66,7 @@ def lognormal_grid(
 
 def ema_alpha(span: float) -> float:
     """pandas ``ewm(span=...)`` smoothing factor: ``alpha = 2 / (span + 1)`` (``span >= 1``)."""
-    if span < 1:
+    if not span >= 1:  # also NaN
         raise ValueError(f"EMA span must be >= 1, got {span}")
     return 2.0 / (span + 1.0)
 

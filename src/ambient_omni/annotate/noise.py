@@ -73,7 +73,7 @@ class NoiseAnnotationConfig:
             raise AmbientError(f"--method must be dense or fast, got {self.method!r}")
         if self.at_floor not in AT_FLOOR:
             raise AmbientError(f"--at-floor must be one of {', '.join(AT_FLOOR)}, got {self.at_floor!r}")
-        if not 0.0 < self.tau < 1.0 or self.draws < 1 or self.span < 1:
+        if not 0.0 < self.tau < 1.0 or self.draws < 1 or not self.span >= 1:  # NaN fails >=
             raise AmbientError(f"need 0 < --tau < 1, --draws >= 1, --span >= 1 (got {self.tau}, {self.draws}, {self.span})")
         if self.method == "fast":
             self.plan()
@@ -288,13 +288,11 @@ def training_lognormal(classifier: str | os.PathLike) -> tuple[float, float]:
     tau up to sigma 12.6 for a quarter of its images). Classifiers without the record: the defaults.
     A crop classifier is an error (it does not estimate sigma_min); a noise classifier trained with a
     ``sigma_cap`` gets a warning, as the grid's upper tail lies above everything it saw."""
+    from ambient_omni.annotate.classifier_task import require_noise_classifier
     from ambient_omni.training.checkpoint import model_folder, read_model_config
 
     folder = model_folder(classifier)
-    settings = read_model_config(folder).get("classifier", {})
-    if settings.get("kind") == "crop":
-        raise AmbientError(f"{folder} is a crop classifier ({settings.get('crop_size')}x{settings.get('crop_size')}"
-                           " crops): sigma_min needs a noise classifier (ambient classifier train --kind noise)")
+    settings = require_noise_classifier(read_model_config(folder), str(folder))
     if settings.get("sigma_cap") is not None:
         warnings.warn(f"{folder}: trained only at sigma <= {settings['sigma_cap']:g}; the annotation grid goes "
                       "beyond it, where its P(clean) is an extrapolation", stacklevel=2)
@@ -311,11 +309,13 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     initialized the process group (ranks meet at a barrier). Rank 0 merges the chunks, writes ``out``
     and returns the table; other ranks return ``None``.
     """
+    from ambient_omni.annotate.classifier_task import require_noise_classifier
     from ambient_omni.data.annotations import write_annotations
-    from ambient_omni.training.checkpoint import load_model, model_folder
+    from ambient_omni.training.checkpoint import load_model, model_folder, read_model_config
     from ambient_omni.training.distributed import barrier
 
     folder = model_folder(classifier)
+    require_noise_classifier(read_model_config(folder), str(folder))
     prob = classifier_prob_fn(load_model(folder), device or torch.device("cpu"))
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
     run_chunks(prob, data.images, data.provenance, cfg, out, settings, chunk, rank, world_size, batch_size, progress)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,6 +270,20 @@ def _parse_header(path: Path, header: Any) -> tuple[int, str | None, dict]:
     return dataset["n"], sha, created_by if isinstance(created_by, dict) else {"value": created_by}
 
 
+def _check_dataset_sha(path: Path, n: int, sha: str | None, dataset_sha256: str | None) -> None:
+    """A different dataset sha256 is an error; a file that records none (``null``, allowed for producers that
+    did not know it) is checked only by its count, so reading it against a known dataset warns."""
+    if dataset_sha256 is None:
+        return
+    if sha is None:
+        warnings.warn(f"{path}: the header records no dataset sha256 (null), so nothing shows that it was made "
+                      f"for this dataset (sha256 {dataset_sha256[:12]}...) beyond its {n} images; if it belongs to "
+                      "another dataset of that size its sigmas are wrong (rewrite it with the dataset's sha256)",
+                      UserWarning, stacklevel=3)
+    elif sha != dataset_sha256:
+        raise AmbientError(f"{path}: made for a different dataset (sha256 {sha[:12]}... != {dataset_sha256[:12]}...)")
+
+
 def read_annotations(
     path: str | os.PathLike,
     ids: Any = None,
@@ -281,7 +296,8 @@ def read_annotations(
     version, malformed line (with its number), missing/mistyped fields, NaN, ``Infinity`` or
     negative sigmas, duplicated ids, a record count different from the header's ``n``, ids
     missing from the file, ids not in the dataset, and a dataset ``sha256`` mismatch (checked
-    when both the file and the caller give one).
+    when both the file and the caller give one). A file whose header has ``"sha256": null`` read
+    against a caller's ``dataset_sha256`` gives a ``UserWarning``: only its count could be checked.
     """
     path = Path(path)
     try:
@@ -301,8 +317,7 @@ def read_annotations(
     _check_values(str(path), file_ids, np.asarray(columns[1], dtype=np.float64), np.asarray(columns[2], dtype=np.float64))
     if len(rows) != n:
         raise AmbientError(f"{path}: header says dataset.n = {n} but the file has {len(rows)} records")
-    if dataset_sha256 is not None and sha is not None and sha != dataset_sha256:
-        raise AmbientError(f"{path}: made for a different dataset (sha256 {sha[:12]}... != {dataset_sha256[:12]}...)")
+    _check_dataset_sha(path, n, sha, dataset_sha256)
     table = AnnotationTable(file_ids, columns[1], columns[2], list(columns[3]), list(columns[4]), list(columns[5]),
                             list(columns[6]), n, sha, created_by)
     return table.select(np.arange(n) if ids is None else ids, where=str(path))
