@@ -52,3 +52,31 @@ def test_k_zero_exits_2(tmp_path, capsys):
     assert main(["eval", "--samples", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref"),
                  "--features", "pixels", "--k", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 2
     assert "--k (k of the k-NN precision/recall) must be a positive int" in capsys.readouterr().err
+
+
+def test_run_folder_then_report_shows_its_metrics(tmp_path, capsys):
+    """eval on a run folder evaluates RUN/samples/final/samples.npz (not the RGBA preview PNGs) and writes
+    metrics.json beside it, which `ambient report RUN` shows without any --json path."""
+    from PIL import Image
+
+    _write(tmp_path)
+    run = tmp_path / "run"
+    (run / "samples" / "final").mkdir(parents=True)
+    (run / "log.jsonl").write_text(json.dumps({"step": 1, "images_seen": 64, "loss_mean": 0.5}) + "\n")
+    Image.new("RGBA", (8, 8)).save(run / "samples" / "preview-00000001.png")
+    (tmp_path / "samples.npz").rename(run / "samples" / "final" / "samples.npz")
+    assert main(["eval", "--samples", str(run), "--reference", str(tmp_path / "ref"), "--features", "pixels",
+                 "--kid-subsets", "2", "--kid-subset-size", "20", "--cache-dir", str(tmp_path / "cache"),
+                 "--no-progress"]) == 0
+    assert f"wrote {run / 'samples' / 'final' / 'metrics.json'}" in capsys.readouterr().out
+    fd = json.loads((run / "samples" / "final" / "metrics.json").read_text())["features"]["pixels"]["fd"]
+    assert main(["report", str(run)]) == 0
+    assert f"{fd:.4g}" in (run / "report.html").read_text()
+
+
+def test_no_metrics_file(tmp_path, capsys):
+    _write(tmp_path)
+    assert main(["eval", "--samples", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref"),
+                 "--features", "pixels", "--kid-subsets", "2", "--kid-subset-size", "20", "--no-metrics-file",
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    assert not (tmp_path / "metrics.json").exists()

@@ -65,3 +65,33 @@ def test_shape_mismatch_is_user_error(tmp_path):
 def test_k_zero_is_refused_before_any_work(tmp_path):
     with pytest.raises(AmbientError, match="--k"):
         evaluate(str(tmp_path / "not-read.npz"), _images(10, 0), ["pixels"], k=0, cache_dir=tmp_path, progress=False)
+
+
+def _run_folder(root, finals=("final",)):
+    """A training run as `ambient train` + `ambient sample` leave it: log, RGBA preview PNG, samples/<name>/samples.npz."""
+    from PIL import Image
+
+    (root / "samples").mkdir(parents=True)
+    (root / "log.jsonl").write_text('{"step": 1}\n')
+    Image.new("RGBA", (8, 8)).save(root / "samples" / "preview-00000001.png")
+    for name in finals:
+        (root / "samples" / name).mkdir()
+        np.savez(root / "samples" / name / "samples.npz", images=np.zeros((4, 1, 8, 8), dtype=np.uint8))
+    return root
+
+
+def test_run_folder_resolves_to_its_one_samples_file(tmp_path):
+    from ambient_omni.metrics.evaluate import samples_file
+
+    run = _run_folder(tmp_path / "run")
+    assert samples_file(run) == run / "samples" / "final" / "samples.npz"
+    assert samples_file(run / "samples" / "final") == run / "samples" / "final" / "samples.npz"
+    assert samples_file("fashion-mnist:test") is None and samples_file(torch.zeros(1)) is None
+    assert load_images(str(run), "samples").shape == (4, 1, 8, 8)  # not the RGBA preview
+
+
+def test_run_folder_without_or_with_several_samples_says_what_to_pass(tmp_path):
+    with pytest.raises(AmbientError, match=r"without samples.npz .*ambient sample --model"):
+        load_images(str(_run_folder(tmp_path / "a", finals=())), "samples")
+    with pytest.raises(AmbientError, match=r"holds 2 samples.npz files; pass one folder: .*samples/early"):
+        load_images(str(_run_folder(tmp_path / "b", finals=("early", "final"))), "samples")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ambient_omni.errors import AmbientError
 
@@ -18,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in pixel space the patch-level FD and (with --memorization-train) the share of near-copies "
         "of training images. Reference statistics are cached ($AMBIENT_CACHE or ~/.cache/ambient_omni).")
     parser.add_argument("--samples", required=True,
-                        help="samples.npz (uint8 'images' N,C,H,W), a folder holding it, or any data "
-                        "source spec (fashion-mnist:train, folder:PATH, array:PATH)")
+                        help="samples.npz (uint8 'images' N,C,H,W), a folder holding it (ambient sample --out), a "
+                        "run folder with one samples.npz below it (RUN/samples/final), or any data source spec "
+                        "(fashion-mnist:train, folder:PATH, array:PATH)")
     parser.add_argument("--reference", default="fashion-mnist:test", help="reference source (default: %(default)s)")
     parser.add_argument("--features", default="fmnist-classifier,effnet-lite0",
                         help="comma-separated feature sets: fmnist-classifier, effnet-lite0, inception "
@@ -30,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training set for the memorization share (fashion-mnist:train or a dataset folder)")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                         help="print the results as JSON (no PATH) or write them to PATH")
+    parser.add_argument("--no-metrics-file", action="store_true",
+                        help="do not write metrics.json next to samples.npz (the file `ambient report` shows)")
     parser.add_argument("--inception-weights", default=None,
                         help="local FID Inception weights (pt_inception-2015-12-05-6726825d.pth or "
                         ".safetensors); default $AMBIENT_INCEPTION_WEIGHTS")
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                       cache_dir=args.cache_dir, device=args.device,
                       extractor_options={"inception_weights": args.inception_weights},
                       progress=not args.no_progress)
+    saved = _save_next_to_samples(args, result)
     if args.json == "-":
         json.dump(result, sys.stdout, indent=2, sort_keys=True)
         print()
@@ -68,4 +73,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result)
     print(format_table(result))
+    if saved is not None:
+        print(f"wrote {saved} (shown by `ambient report` on any folder above it)")
     return 0
+
+
+def _save_next_to_samples(args: argparse.Namespace, result: dict) -> Path | None:
+    """Write ``metrics.json`` beside the evaluated ``samples.npz`` (the path, or ``None`` for other sources)."""
+    from ambient_omni.files import write_json
+    from ambient_omni.metrics.evaluate import samples_file
+
+    path = None if args.no_metrics_file else samples_file(args.samples)
+    if path is None:
+        return None
+    write_json(path.parent / "metrics.json", result)
+    return path.parent / "metrics.json"

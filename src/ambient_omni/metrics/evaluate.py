@@ -32,8 +32,9 @@ DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
 
 def load_images(source: Any, what: str) -> torch.Tensor:
     """Images ``(N, C, H, W)`` float in [-1, 1] from a tensor/array, an ImageSet, a ``samples.npz``
-    (``images`` uint8), a folder holding ``samples.npz`` or a dataset folder's ``images.npy``,
-    or any spec that ``ambient_omni.data.readers.read_source`` accepts."""
+    (``images`` uint8), a folder holding ``samples.npz`` (for ``what == "samples"`` also a run folder:
+    :func:`samples_file`) or a dataset folder's ``images.npy``, or any spec that
+    ``ambient_omni.data.readers.read_source`` accepts."""
     if isinstance(source, (torch.Tensor, np.ndarray)):
         images = torch.as_tensor(source)
         images = from_uint8(images) if images.dtype == torch.uint8 else images.float()
@@ -45,8 +46,54 @@ def load_images(source: Any, what: str) -> torch.Tensor:
     return images
 
 
-def _load_path(spec: str, what: str) -> torch.Tensor:
+_RUN_MARKERS = ("log.jsonl", "run", "cells", "model")
+_SAMPLE_DEPTH = 3
+
+
+def _is_run_folder(path: Path) -> bool:
+    """A training run (``log.jsonl``, ``model/``), a benchmark cell (``run/``) or a benchmark/demo (``cells/``)."""
+    return path.is_dir() and any((path / marker).exists() for marker in _RUN_MARKERS)
+
+
+def _samples_under(root: Path) -> list[Path]:
+    """Every ``samples.npz`` up to :data:`_SAMPLE_DEPTH` folders below ``root`` (checkpoints skipped), sorted."""
+    found = []
+    for depth in range(1, _SAMPLE_DEPTH + 1):
+        found += [p for p in root.glob("/".join(["*"] * depth) + "/samples.npz") if "checkpoints" not in p.parts]
+    return sorted(found)
+
+
+def samples_file(spec: Any) -> Path | None:
+    """The ``samples.npz`` that ``spec`` names, or ``None`` when it is no such file or folder.
+
+    Accepted: the file; a folder holding it (``ambient sample --out``); a run, cell or demo folder
+    with exactly one ``samples.npz`` at most three levels down (e.g. ``RUN/samples/final``, a cell's
+    ``samples/``). A run folder with none or several is an :class:`AmbientError` that says what to pass
+    (its preview PNGs are training snapshots, never evaluated).
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        return None
     path = Path(spec)
+    if path.is_file() and path.suffix == ".npz":
+        return path
+    if path.is_dir() and (path / "samples.npz").is_file():
+        return path / "samples.npz"
+    if not _is_run_folder(path):
+        return None
+    found = _samples_under(path)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise AmbientError(f"{path} is a run folder without samples.npz (its samples/*.png are training previews); "
+                           f"draw samples first: ambient sample --model {path} --out {path / 'samples' / 'final'}, "
+                           f"then pass --samples {path / 'samples' / 'final'}")
+    listed = ", ".join(str(p.parent) for p in found[:6]) + (", ..." if len(found) > 6 else "")
+    raise AmbientError(f"{path} holds {len(found)} samples.npz files; pass one folder: {listed}")
+
+
+def _load_path(spec: str, what: str) -> torch.Tensor:
+    path = samples_file(spec) if what == "samples" else None
+    path = path or Path(spec)
     if path.is_dir() and (path / "samples.npz").is_file():
         path = path / "samples.npz"
     elif path.is_dir() and (path / "images.npy").is_file():
