@@ -251,3 +251,40 @@ def test_float32_rounding_at_the_buffer_edge_is_accepted() -> None:
     far = make_batch([buffer_factor(4.0) * 0.7 * (1 - 1e-3)], [0.7])
     with pytest.raises(AmbientError):
         AmbientLoss()(net, far)
+
+
+class LastDimBackbone(torch.nn.Module):
+    """``F = Linear(x) + c_noise`` on the last dimension: the same per sample for ``(B, 6)`` and ``(B, 1, 1, 6)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.linear(x) + c_noise.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def test_vectors_b_by_d_match_the_image_layout_per_sample() -> None:
+    """``(B, D)`` batches: each sigma scales its own sample (it used to broadcast ``(B,1,1,1)`` into ``(B,1,B,D)``)."""
+    net = EDMPrecond(LastDimBackbone())
+    batch = make_batch([0.5, 2.0, 9.0], [0.0, 0.4, 1.5], shape=(6,))
+    loss_fn = AmbientLoss(noise_seed=3)
+    loss = loss_fn(net, batch, generator=torch.Generator().manual_seed(9))
+    assert loss.shape == (3,)
+    as_images = {**batch, "image": batch["image"].reshape(3, 1, 1, 6)}
+    torch.testing.assert_close(loss, loss_fn(net, as_images, generator=torch.Generator().manual_seed(9)))
+    one = {k: v[1:2] for k, v in batch.items()}
+    eps = torch.randn((3, 6), generator=torch.Generator().manual_seed(9))
+    x_tn = one["image"] + 0.4 * fixed_noise(one["id"], (6,), 3)
+    x_t = x_tn + math.sqrt(2.0**2 - 0.4**2) * eps[1:2]
+    a = (4.0 - 0.16) / 4.0
+    x_tn_hat = (1 - a) * x_t + a * net(x_t, one["sigma_t"])
+    expected = edm_weight(torch.tensor(2.0)) / a**2 * (x_tn_hat - x_tn).square().mean()
+    torch.testing.assert_close(loss[1], expected.reshape(()), rtol=1e-5, atol=1e-6)
+    x_t2, x_tn2 = torch.randn(3, 6), torch.randn(3, 6)
+    st, stn = torch.tensor([0.5, 2.0, 9.0]), torch.tensor([0.0, 0.4, 1.5])
+    target = ambient_target(x_t2, x_tn2, st, stn)
+    assert target.shape == (3, 6)
+    torch.testing.assert_close(target, ambient_target(x_t2[:, None, None], x_tn2[:, None, None], st, stn).reshape(3, 6))

@@ -103,3 +103,31 @@ def test_denoising_loss_zero_for_perfect_denoiser() -> None:
     net.clean = images + 1  # error of 1 per pixel -> loss = lambda(sigma)
     sigma = torch.tensor([0.1, 1.0, 10.0])
     assert torch.allclose(denoising_loss(net, images, sigma, torch.randn_like(images)), edm_weight(sigma))
+
+
+class LastDimBackbone(nn.Module):
+    """``F = Linear(x) + c_noise`` acting on the last dimension only: the same per sample for ``(B, D)`` and
+    ``(B, 1, 1, D)`` inputs, so both layouts must give the same denoiser output."""
+
+    def __init__(self, dim: int = 5) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.linear = nn.Linear(dim, dim)
+
+    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.linear(x_in) + c_noise.reshape(-1, *([1] * (x_in.ndim - 1)))
+
+
+def test_vectors_b_by_d_get_one_sigma_per_sample() -> None:
+    net = EDMPrecond(LastDimBackbone())
+    x, sigma = torch.randn(3, 5, generator=torch.Generator().manual_seed(1)), torch.tensor([0.1, 1.0, 10.0])
+    out = net(x, sigma)
+    assert out.shape == (3, 5)
+    torch.testing.assert_close(out, net(x.reshape(3, 1, 1, 5), sigma).reshape(3, 5))
+    for i in range(3):  # sample i depends on its own sigma only
+        torch.testing.assert_close(out[i], net(x[i : i + 1], sigma[i : i + 1])[0])
+    noise = torch.randn(3, 5, generator=torch.Generator().manual_seed(2))
+    loss = denoising_loss(net, x, sigma, noise)
+    assert loss.shape == (3,)
+    torch.testing.assert_close(loss, denoising_loss(net, x[:, None, None], sigma, noise[:, None, None]))

@@ -30,8 +30,8 @@ variance ``v = sigma_data^2`` the optimum of the ambient loss is ``r`` times the
 each sample's expected loss at the optimum the clean one, so high-noise ambient samples no longer
 dominate the gradient scale that Adam normalizes by.
 
-Reduction: the per-sample loss is the MEAN over the pixels (C*H*W) of each image; the caller
-reduces over the batch.
+Reduction: the per-sample loss is the MEAN over the pixels (C*H*W) of each image (over every entry
+of a sample of any shape ``(B, ...)``); the caller reduces over the batch.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from ambient_omni.data.annotations import buffer_factor
-from ambient_omni.diffusion.edm import edm_weight
+from ambient_omni.diffusion.edm import edm_weight, sample_column
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import torch_seeds
 
@@ -70,9 +70,6 @@ def fixed_noise(
     return noise.to(device) if device is not None else noise
 
 
-def _column(v: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` -> ``(B, 1, 1, 1)`` for broadcasting against image batches."""
-    return v.reshape(-1, *([1] * 3))
 
 
 def ambient_fraction(sigma_t: torch.Tensor, sigma_tn: torch.Tensor) -> torch.Tensor:
@@ -90,7 +87,7 @@ def ambient_target(
     x_t: torch.Tensor, x_tn: torch.Tensor, sigma_t: torch.Tensor, sigma_tn: torch.Tensor
 ) -> torch.Tensor:
     """Equivalent x0-regression target ``T = (x_tn - (1 - a) x_t) / a``; ``E[T | x_t] = E[x_0 | x_t]``."""
-    a = _column(ambient_fraction(sigma_t, sigma_tn))
+    a = sample_column(ambient_fraction(sigma_t, sigma_tn), x_t)
     return (x_tn - (1 - a) * x_t) / a
 
 
@@ -159,7 +156,8 @@ class AmbientLoss:
         generator: torch.Generator | None = None,
         stats: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Per-sample loss ``(B,)`` for ``batch`` = {image, label, id, sigma_t, sigma_tn}.
+        """Per-sample loss ``(B,)`` for ``batch`` = {image, label, id, sigma_t, sigma_tn}; ``image`` may have any
+        shape ``(B, ...)`` (``(B, C, H, W)`` images, ``(B, D)`` vectors): every sigma scales its own sample.
 
         Computed in the images' dtype (float32 normally; the network output is cast to it).
 
@@ -175,10 +173,12 @@ class AmbientLoss:
         eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         a = ambient_fraction(sigma_t, sigma_tn)
         # sqrt(sigma_t^2 - sigma_tn^2) written as sigma_t sqrt(a): exactly sigma_t when sigma_tn = 0.
-        x_tn = y + _column(sigma_tn) * z
-        x_t = x_tn + _column(sigma_t * a.sqrt()) * eps
+        x_tn = y + sample_column(sigma_tn, y) * z
+        x_t = x_tn + sample_column(sigma_t * a.sqrt(), y) * eps
         x0_hat = net(x_t, sigma_t, batch["label"]).to(y.dtype)
-        x_tn_hat = (1 - _column(a)) * x_t + _column(a) * x0_hat
+        if x0_hat.shape != y.shape:
+            raise AmbientError(f"the denoiser returned shape {tuple(x0_hat.shape)} for images of shape {tuple(y.shape)}")
+        x_tn_hat = (1 - sample_column(a, y)) * x_t + sample_column(a, y) * x0_hat
         w_amb = 1 / a.square() if self.ambient_weight else torch.ones_like(a)
         lam = edm_weight(sigma_t, self.sigma_data) if self.edm_weighting else torch.ones_like(a)
         if self.variance_weight:

@@ -25,14 +25,24 @@ from ambient_omni.errors import AmbientError
 SigmaLike = float | torch.Tensor
 
 
+def sample_column(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` per-sample values reshaped to ``(B, 1, ..., 1)`` with ``x.ndim`` dimensions, so they scale
+    sample ``i`` of ``x`` only, whatever ``x``'s shape: ``(B, C, H, W)`` images, ``(B, D)`` vectors..."""
+    if x.ndim < 1 or values.shape != (x.shape[0],):
+        raise ValueError(f"per-sample values must have shape ({x.shape[0] if x.ndim else '?'},) to match "
+                         f"a batch of shape {tuple(x.shape)}, got {tuple(values.shape)}")
+    return values.reshape(-1, *([1] * (x.ndim - 1)))
+
+
 def sigma_column(sigma: SigmaLike, x: torch.Tensor) -> torch.Tensor:
-    """Return ``sigma`` as a float32 ``(B, 1, 1, 1)`` tensor on ``x``'s device (scalar broadcast)."""
+    """Return ``sigma`` as a float32 ``(B, 1, ..., 1)`` tensor (``x.ndim`` dimensions: ``(B, 1, 1, 1)`` for
+    images) on ``x``'s device (scalar broadcast)."""
     s = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
     if s.ndim == 0:
         s = s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
         raise ValueError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(s.shape)}")
-    return s.reshape(-1, 1, 1, 1)
+    return sample_column(s, x)
 
 
 def edm_coefficients(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, ...]:
@@ -53,7 +63,8 @@ class EDMPrecond(nn.Module):
         self.sigma_data = float(sigma_data)
 
     def forward(self, x: torch.Tensor, sigma: SigmaLike, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``D(x; sigma) = c_skip x + c_out F(c_in x, c_noise, labels)``; ``sigma`` scalar or ``(B,)``."""
+        """``D(x; sigma) = c_skip x + c_out F(c_in x, c_noise, labels)``; ``sigma`` scalar or ``(B,)``; ``x`` of any
+        shape ``(B, ...)`` the backbone takes (the coefficients scale each sample, ``c_noise`` is ``(B,)``)."""
         s = sigma_column(sigma, x)
         c_skip, c_out, c_in, c_noise = edm_coefficients(s, self.sigma_data)
         x32 = x.to(torch.float32)
@@ -108,11 +119,12 @@ def denoising_loss(
     noise: torch.Tensor,
     labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Plain EDM loss per sample: ``lambda(sigma) * mean_pixels (D(y + sigma n; sigma) - y)^2``, shape ``(B,)``.
+    """Plain EDM loss per sample: ``lambda(sigma) * mean_pixels (D(y + sigma n; sigma) - y)^2``, shape ``(B,)``
+    for ``images`` of any shape ``(B, ...)``.
 
     ``net`` must be an :class:`EDMPrecond` (its ``sigma_data`` sets the weight).
     """
-    s = sigma.reshape(-1, 1, 1, 1)
+    s = sample_column(sigma, images)
     denoised = net(images + s * noise, sigma, labels)
     per_sample = (denoised - images).square().flatten(1).mean(1)
     return edm_weight(sigma, net.sigma_data) * per_sample
