@@ -107,3 +107,18 @@ def test_load_model_rejects_non_folders_and_mismatched_weights(tmp_path: Path) -
     ckpt.save_model(tmp_path, nn.Sequential(nn.Linear(3, 1)), {"kind": "test-linear", "network": {"n": 3}})
     with pytest.raises(AmbientError, match="does not match"):
         ckpt.load_model(tmp_path)
+
+
+def test_load_model_verifies_the_recorded_sha256(tmp_path: Path) -> None:
+    ckpt.register_model_kind("test-linear", lambda cfg: nn.Linear(cfg["network"]["n"], 1))
+    ckpt.save_model(tmp_path, nn.Linear(3, 1), {"kind": "test-linear", "network": {"n": 3}})
+    weights = tmp_path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x10  # one flipped bit in the last float: still a valid file of the same size
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AmbientError, match=r"model\.safetensors: contents do not match the SHA-256 recorded in .*config\.json"):
+        ckpt.load_model(tmp_path)
+    config = ckpt.read_model_config(tmp_path)
+    del config["sha256"]  # a folder that records no digest loads as it is
+    (tmp_path / "config.json").write_text(__import__("json").dumps(config))
+    assert isinstance(ckpt.load_model(tmp_path), nn.Linear)

@@ -11,8 +11,9 @@ Both are written atomically (temporary file + ``os.replace``), the JSON LAST: it
 marker, so a checkpoint whose JSON is missing or disagrees with its tensor file is incomplete and
 ignored by :func:`find_latest_checkpoint`.
 
-A model folder holds ``config.json`` (``{"kind": ..., "network": {...}, ...}``) and
-``model.safetensors``; :func:`load_model` rebuilds the module from the JSON alone.
+A model folder holds ``config.json`` (``{"kind": ..., "network": {...}, ..., "sha256": ...}``) and
+``model.safetensors``; :func:`load_model` rebuilds the module from the JSON alone and checks the weights
+against the recorded SHA-256.
 """
 
 from __future__ import annotations
@@ -231,11 +232,28 @@ def model_folder(path: str | Path) -> Path:
     return p / "model" if (p / "model" / "config.json").is_file() else p
 
 
+def read_model_weights(folder: str | Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of ``folder/model.safetensors``, verified against the SHA-256 that ``config`` (its
+    ``config.json``) records: a changed file is an :class:`AmbientError` naming it (folders whose config
+    records no digest are read as they are)."""
+    path = Path(folder) / "model.safetensors"
+    data = path.read_bytes()
+    expected = config.get("sha256")
+    if expected is not None and _sha256(data) != expected:
+        raise AmbientError(f"{path}: contents do not match the SHA-256 recorded in {path.with_name('config.json')} "
+                           "(the file was changed or damaged after it was saved)")
+    try:
+        return st_load(data)
+    except Exception as err:  # safetensors raises its own error types on a malformed header
+        raise AmbientError(f"{path}: not a readable safetensors file ({err})") from None
+
+
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a saved model from its folder (no pickles) and return it in eval mode on ``device``."""
+    """Rebuild a saved model from its folder (no pickles; the weights verified against the SHA-256 in
+    ``config.json``) and return it in eval mode on ``device``."""
     config = read_model_config(folder)
     model = build_model(config)
-    state = st_load((Path(folder) / "model.safetensors").read_bytes())
+    state = read_model_weights(folder, config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise AmbientError(f"{folder}/model.safetensors: does not match config.json "
