@@ -281,3 +281,64 @@ def test_validate_refuses_cuda_without_cuda(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(AmbientError, match="cuda: CUDA is not available"):
         toy_config(device="cuda").validate()
     toy_config(device="cpu").validate()
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["truncate tensors", "delete markers"])
+def test_no_intact_checkpoint_left_is_an_error_that_touches_nothing(tmp_path: Path, damage: str) -> None:
+    train(tmp_path, steps=6, checkpoint_every=3)
+    for ref in list_checkpoints(tmp_path):
+        if damage == "truncate tensors":
+            ref.tensor_path.write_bytes(ref.tensor_path.read_bytes()[:100])
+        else:
+            ref.json_path.unlink()
+    (tmp_path / "model" / "config.json").unlink()  # only the checkpoint files tell that a run was here
+    before = _snapshot(tmp_path)
+    with pytest.raises(AmbientError, match=r"nothing to resume from, but the folder holds [24] checkpoint file\(s\) "
+                                           r".*use a new --out"):
+        train(tmp_path, steps=8, checkpoint_every=3)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_finished_model_without_checkpoints_is_not_overwritten(tmp_path: Path) -> None:
+    train(tmp_path, steps=3)
+    for path in (tmp_path / "checkpoints").iterdir():
+        path.unlink()
+    with pytest.raises(AmbientError, match="a finished model"):
+        train(tmp_path, steps=6)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    straight = train(tmp_path / "straight", steps=8, checkpoint_every=3)
+    run = tmp_path / "run"
+    train(run, steps=6, checkpoint_every=3)
+    newest = find_latest_checkpoint(run)
+    data = bytearray(newest.tensor_path.read_bytes())
+    data[-1] ^= 0x01  # same size, other bytes
+    newest.tensor_path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"ckpt-00000006\.safetensors: contents do not match .* step 6"):
+        resumed = train(run, steps=8, checkpoint_every=3)
+    assert_same(straight, resumed)
+    events = [(r["event"], r["step"]) for r in read_log(run / "log.jsonl") if "event" in r]
+    assert events == [("start", 0), ("resume", 3)]  # the log reads as one run resumed at step 3
+
+
+def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path: Path) -> None:
+    train(tmp_path, steps=3)
+    stale = [tmp_path / "checkpoints" / ".ckpt-00000006.safetensors.abc123.tmp",
+             tmp_path / "checkpoints" / ".ckpt-00000006.json.def456.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    train(tmp_path, steps=6)
+    assert not any(path.exists() for path in stale)
+    assert find_latest_checkpoint(tmp_path).step == 6
+
+
+def test_a_log_without_any_checkpoint_restarts_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "log.jsonl").write_text('{"step": 0, "event": "start"}\n{"step": 2, "loss_mean": 1.0}\n')
+    with pytest.warns(UserWarning, match=r"log\.jsonl: records training up to step 2, but no checkpoint"):
+        train(tmp_path, steps=3)
+    assert [r["step"] for r in read_log(tmp_path / "log.jsonl") if "loss_mean" in r] == [2, 3]

@@ -14,7 +14,9 @@ config.json, log.jsonl, checkpoints/ (safetensors + JSON), samples/ (previews) a
 model/ (EMA weights; use it with `ambient sample`).
 
 Resuming: running the same command again continues from the latest complete checkpoint in --out
-(settings that change the trajectory must match); --resume insists on one. Several processes:
+(settings that change the trajectory must match); --resume insists on one. A damaged newest checkpoint
+is skipped with a warning; checkpoint files of which none is intact are an error (use a new --out to
+start over). Several processes:
   torchrun --nproc_per_node 2 -m ambient_omni.cli.main train --data D --out R ...
 (--batch is the global batch, split over the processes; results match one process)."""
 

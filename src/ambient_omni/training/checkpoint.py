@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,43 @@ def load_checkpoint(ref: CheckpointRef) -> tuple[dict[str, torch.Tensor], dict[s
     data = ref.tensor_path.read_bytes()
     if _sha256(data) != meta["tensors"]["sha256"]:
         raise AmbientError(f"{ref.tensor_path}: contents do not match the SHA-256 in {ref.json_path.name}")
-    return st_load(data), meta
+    try:
+        return st_load(data), meta
+    except Exception as err:  # safetensors raises its own error types on a malformed header
+        raise AmbientError(f"{ref.tensor_path}: not a readable safetensors file ({err})") from None
+
+
+def load_latest_intact(run_dir: str | Path) -> tuple[CheckpointRef, dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The newest checkpoint whose tensor file matches its SHA-256, loaded: ``(ref, tensors, meta)``, or None.
+
+    A newer one that fails the check (same size, other bytes: damaged on disk) is skipped with a warning
+    naming it, so a run resumes from the intact one before it instead of stopping.
+    """
+    for ref in reversed(list_checkpoints(run_dir)):
+        try:
+            tensors, meta = load_checkpoint(ref)
+        except (AmbientError, OSError, ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"{err}; skipping the damaged checkpoint of step {ref.step} and resuming from an "
+                          "earlier one", UserWarning, stacklevel=2)
+            continue
+        return ref, tensors, meta
+    return None
+
+
+def checkpoint_files(run_dir: str | Path) -> list[Path]:
+    """Every ``ckpt-*`` file in ``run_dir/checkpoints`` (complete or not), sorted by name."""
+    folder = Path(run_dir) / "checkpoints"
+    return sorted(folder.glob("ckpt-*")) if folder.is_dir() else []
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the ``.ckpt-*.tmp`` files a process killed mid-write left in ``run_dir/checkpoints``; returns them.
+    Call it only where no other process writes checkpoints into the same folder (rank 0, at the start)."""
+    folder = Path(run_dir) / "checkpoints"
+    stale = sorted(folder.glob(".ckpt-*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:

@@ -22,6 +22,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -173,6 +174,20 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+def _last_logged_step(path: Path) -> int:
+    """The largest ``step`` that a run log records (0 without a log; torn or odd lines are ignored)."""
+    if not path.is_file():
+        return 0
+    steps = [0]
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            step = json.loads(line).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        steps.append(step if isinstance(step, int) else 0)
+    return max(steps)
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -251,8 +266,7 @@ class Trainer:
             ckpt.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
         barrier()
 
-    def _restore(self, ref: ckpt.CheckpointRef) -> None:
-        tensors, meta = ckpt.load_checkpoint(ref)
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self._check_compatible(meta)
         self.model.load_state_dict(ckpt.unprefixed("model", tensors))
         self.ema.model.load_state_dict(ckpt.unprefixed("ema", tensors))
@@ -315,16 +329,41 @@ class Trainer:
         return best
 
     def _maybe_resume(self) -> None:
-        ref = ckpt.find_latest_checkpoint(self.run_dir)
+        """Continue from the newest intact checkpoint (``resume`` allowing); stale temporary files of a
+        killed write are removed first. With none to continue from, the folder must hold no trace of an
+        earlier run that starting over would overwrite (:meth:`_refuse_leftovers`)."""
+        if self.dist.is_main:
+            ckpt.remove_stale_temporaries(self.run_dir)
         mode = self.config.resume
-        if ref is None and mode == "require":
-            raise AmbientError(f"{self.run_dir}: --resume given but there is no complete checkpoint")
-        if ref is not None and mode == "never":
+        if mode == "never" and ckpt.find_latest_checkpoint(self.run_dir) is not None:
             raise AmbientError(f"{self.run_dir}: already holds checkpoints; resume it or choose a new --out")
-        if ref is not None:
-            self._restore(ref)
+        loaded = ckpt.load_latest_intact(self.run_dir) if mode != "never" else None
+        if loaded is None and mode == "require":
+            raise AmbientError(f"{self.run_dir}: --resume given but there is no complete checkpoint")
+        if loaded is None:
+            self._refuse_leftovers()
+        else:
+            self._restore(loaded[1], loaded[2])
         if self.dist.is_main:
             truncate_log(self.run_dir / "log.jsonl", self.step)
+
+    def _refuse_leftovers(self) -> None:
+        """Starting at step 0 in a folder with checkpoint files (truncated, damaged or without their JSON
+        marker) or a finished model would overwrite them: an error saying what is there and how to start
+        over. A log of steps that no checkpoint saved (a run stopped before its first one) only warns."""
+        files = ckpt.checkpoint_files(self.run_dir)
+        model = self.run_dir / "model" / "config.json"
+        if files or model.is_file():
+            what = (f"{len(files)} checkpoint file(s) that make no intact checkpoint "
+                    f"({', '.join(p.name for p in files[:3])}{', ...' if len(files) > 3 else ''}: truncated, damaged "
+                    "or without their .json marker)" if files else f"a finished model ({model.parent})")
+            raise AmbientError(f"{self.run_dir}: nothing to resume from, but the folder holds {what}; starting over "
+                               f"here would overwrite them and truncate log.jsonl. To start over, use a new --out "
+                               f"(or delete {self.run_dir}); to resume, restore the damaged files")
+        last = _last_logged_step(self.run_dir / "log.jsonl")
+        if last > 0 and self.dist.is_main:
+            warnings.warn(f"{self.run_dir / 'log.jsonl'}: records training up to step {last}, but no checkpoint was "
+                          "saved; starting again at step 0 (those log lines are dropped)", UserWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ the loop
 
