@@ -80,3 +80,13 @@ def test_no_metrics_file(tmp_path, capsys):
                  "--features", "pixels", "--kid-subsets", "2", "--kid-subset-size", "20", "--no-metrics-file",
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_truncated_samples_file_exits_2(tmp_path, capsys):
+    _write(tmp_path)
+    blob = (tmp_path / "samples.npz").read_bytes()
+    (tmp_path / "samples.npz").write_bytes(blob[: len(blob) // 2])
+    assert main(["eval", "--samples", str(tmp_path / "samples.npz"), "--reference", str(tmp_path / "ref"),
+                 "--features", "pixels", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "truncated or damaged" in err and err.count("\n") == 1

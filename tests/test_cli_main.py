@@ -20,3 +20,27 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture) -> None:
             main([name, "--help"])
         assert exc.value.code == 0, name
         assert capsys.readouterr().out.strip(), name
+
+
+def test_operating_system_errors_are_one_line(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+
+    from ambient_omni.data.mixed import MixedData, write_dataset
+
+    data = MixedData(np.zeros((2, 1, 4, 4), np.uint8), np.zeros(2, np.int64), ["s"] * 2, np.arange(2),
+                     ["clean", "corrupted:x"], 0)
+    write_dataset(tmp_path / "d", data)
+    (tmp_path / "taken").mkdir()  # --out names a folder where a file belongs
+    assert main(["annotate", "fixed", "--data", str(tmp_path / "d"), "--sigma-min", "1",
+                 "--out", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ambient annotate: error: {tmp_path / 'taken'}: Is a directory\n"
+    assert not list(tmp_path.glob(".taken.*.tmp"))
+
+
+def test_os_error_message_names_the_path() -> None:
+    from ambient_omni.cli.main import os_error_message
+
+    assert os_error_message(OSError(28, "No space left on device", "/x/ckpt")) == "/x/ckpt: No space left on device"
+    assert os_error_message(OSError("plain")) == "plain"
+    assert os_error_message(OSError(21, "Is a directory", "/x/.out.tmp", None, "/x/out")) == "/x/out: Is a directory"

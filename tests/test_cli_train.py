@@ -76,3 +76,11 @@ def test_cuda_on_a_machine_without_cuda_is_a_one_line_error(tmp_path: Path, caps
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "1", "--device", "cuda",
                  *TINY]) == 2
     assert "--device cuda: CUDA is not available" in capsys.readouterr().err
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = write_tiny_dataset(tmp_path / "ds")
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "afile"), "--steps", "1", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "afile: exists and is not a folder" in err and err.count("\n") == 1

@@ -180,3 +180,29 @@ def test_load_rejects_bad_manifest_even_with_matching_sha(tmp_path: Path, edit, 
     (tmp_path / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(AmbientError, match=message):
         load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("seed", "x", "'seed' must be an integer"), ("seed", [1], "'seed' must be an integer"),
+    ("class_names", 5, "'class_names' must be a list of strings"), ("n", "x", "'n' must be an integer"),
+    ("n", 21, "'n' is 21 but images.npy holds 20 images"), ("shape", [1, 4], "'shape' must be a list of 3"),
+    ("shape", [1, 5, 4], "'shape' is [1, 5, 4] but images.npy has [1, 4, 5]"),
+    ("sources", "toy", "'sources' must be a list of strings"),
+])
+def test_load_refuses_dataset_json_fields_of_the_wrong_type(tmp_path: Path, key: str, value: object,
+                                                            message: str) -> None:
+    write_dataset(tmp_path, build_mixed(image_set(), Darken(), 0.3, 0, "toy"))
+    info = json.loads((tmp_path / "dataset.json").read_text())
+    info[key] = value
+    (tmp_path / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(AmbientError, match=r"dataset\.json: " + message.replace("[", r"\[").replace("]", r"\]")):
+        load_dataset(tmp_path)
+
+
+def test_load_refuses_a_sha256_that_is_not_a_string(tmp_path: Path) -> None:
+    write_dataset(tmp_path, build_mixed(image_set(), Darken(), 0.3, 0, "toy"))
+    info = json.loads((tmp_path / "dataset.json").read_text())
+    info["sha256"]["labels.npy"] = 5
+    (tmp_path / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(AmbientError, match="sha256 of labels.npy must be a hex string"):
+        load_dataset(tmp_path)

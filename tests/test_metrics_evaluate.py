@@ -95,3 +95,13 @@ def test_run_folder_without_or_with_several_samples_says_what_to_pass(tmp_path):
         load_images(str(_run_folder(tmp_path / "a", finals=())), "samples")
     with pytest.raises(AmbientError, match=r"holds 2 samples.npz files; pass one folder: .*samples/early"):
         load_images(str(_run_folder(tmp_path / "b", finals=("early", "final"))), "samples")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_truncated_samples_file_is_a_user_error(tmp_path, keep):
+    np.savez_compressed(tmp_path / "samples.npz", images=np.random.default_rng(0).integers(0, 256, (20, 1, 8, 8),
+                                                                                            dtype=np.uint8))
+    blob = (tmp_path / "samples.npz").read_bytes()
+    (tmp_path / "samples.npz").write_bytes(blob[: int(len(blob) * keep)])
+    with pytest.raises(AmbientError, match=r"samples\.npz: cannot read the samples file, truncated or damaged"):
+        load_images(str(tmp_path / "samples.npz"), "samples")

@@ -342,3 +342,10 @@ def test_a_log_without_any_checkpoint_restarts_with_a_warning(tmp_path: Path) ->
     with pytest.warns(UserWarning, match=r"log\.jsonl: records training up to step 2, but no checkpoint"):
         train(tmp_path, steps=3)
     assert [r["step"] for r in read_log(tmp_path / "log.jsonl") if "loss_mean" in r] == [2, 3]
+
+
+def test_a_run_folder_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(AmbientError, match="afile: exists and is not a folder"):
+        train(tmp_path / "afile", steps=1)
+    assert (tmp_path / "afile").read_text() == "mine"

@@ -32,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(err: OSError) -> str:
+    """``PATH: reason`` for an operating-system error (``[Errno 28] ...`` spelled out), its text otherwise;
+    a failed rename names its destination (the user's path, not the temporary file of an atomic write)."""
+    target = err.filename2 if err.filename2 is not None else err.filename
+    return str(err) if target is None else f"{target}: {err.strerror or err}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; user errors exit with code 2 and one message."""
     parser = build_parser()
@@ -43,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (AmbientError, FileNotFoundError, ValueError) as err:
         print(f"ambient {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file where a folder belongs, a full disk, no permission...: one line, no traceback
+        print(f"ambient {args.command}: error: {os_error_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ambient {args.command}: interrupted", file=sys.stderr)

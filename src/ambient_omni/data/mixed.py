@@ -396,6 +396,43 @@ def _parse_manifest(blob: bytes, path: Path, labels: np.ndarray) -> list[dict[st
     return records
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# dataset.json fields the code reads, with the type each must have (checked when present; seed always).
+_INFO_TYPES: dict[str, tuple[Any, str]] = {
+    "seed": (_is_int, "an integer"), "n": (_is_int, "an integer"), "class_names": (_is_str_list, "a list of strings"),
+    "sources": (_is_str_list, "a list of strings"), "specs": (_is_str_list, "a list of strings"),
+    "counts": (lambda v: isinstance(v, dict), "an object"),
+    "shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(x) for x in v), "a list of 3 integers"),
+}
+
+
+def _check_info_types(info: dict[str, Any], path: Path) -> None:
+    """Every field of ``dataset.json`` that the code reads has its type (an :class:`AmbientError` naming it)."""
+    if "seed" not in info:
+        raise AmbientError(f"{path}: no 'seed' entry")
+    for key, (ok, kind) in _INFO_TYPES.items():
+        if key in info and not ok(info[key]):
+            raise AmbientError(f"{path}: '{key}' must be {kind}, got {info[key]!r}")
+    bad = [name for name in FILES[:3] if not isinstance(info["sha256"][name], str)]
+    if bad:
+        raise AmbientError(f"{path}: sha256 of {', '.join(bad)} must be a hex string")
+
+
+def _check_info_size(info: dict[str, Any], path: Path, shape: tuple[int, ...]) -> None:
+    """``n`` and ``shape`` of ``dataset.json`` (when present) agree with ``images.npy``'s ``shape``."""
+    if "n" in info and info["n"] != shape[0]:
+        raise AmbientError(f"{path}: 'n' is {info['n']} but images.npy holds {shape[0]} images")
+    if "shape" in info and tuple(info["shape"]) != tuple(shape[1:]):
+        raise AmbientError(f"{path}: 'shape' is {info['shape']} but images.npy has {list(shape[1:])}")
+
+
 def load_dataset(folder: str | os.PathLike) -> MixedDataset:
     """Load and validate a dataset folder: files present, format/version, sha256 of each data
     file, dtypes and shapes, manifest ids/labels, counts equal to dataset.json."""
@@ -412,6 +449,7 @@ def load_dataset(folder: str | os.PathLike) -> MixedDataset:
     sums = info.get("sha256", {})
     if not isinstance(sums, dict) or any(name not in sums for name in FILES[:3]):
         raise AmbientError(f"{folder / 'dataset.json'}: sha256 entries missing")
+    _check_info_types(info, folder / "dataset.json")
     codes = _load_npy(_read_checked(folder, "images.npy", sums["images.npy"]), folder / "images.npy")
     labels = _load_npy(_read_checked(folder, "labels.npy", sums["labels.npy"]), folder / "labels.npy")
     if codes.dtype != np.uint8 or codes.ndim != 4:
@@ -419,6 +457,7 @@ def load_dataset(folder: str | os.PathLike) -> MixedDataset:
     if labels.dtype != np.int64 or labels.shape != (codes.shape[0],):
         raise AmbientError(f"{folder / 'labels.npy'}: expected int64 ({codes.shape[0]},), got "
                            f"{labels.dtype} {labels.shape}")
+    _check_info_size(info, folder / "dataset.json", codes.shape)
     records = _parse_manifest(_read_checked(folder, "manifest.jsonl", sums["manifest.jsonl"]),
                               folder / "manifest.jsonl", labels)
     counts = dict(sorted(Counter(r["provenance"] for r in records).items()))

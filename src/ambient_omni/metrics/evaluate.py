@@ -10,6 +10,8 @@ docs/PROTOCOL.md; the settings actually used are returned under ``"protocol"``.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +93,33 @@ def samples_file(spec: Any) -> Path | None:
     raise AmbientError(f"{path} holds {len(found)} samples.npz files; pass one folder: {listed}")
 
 
+def _read_numpy(path: Path, what: str) -> np.ndarray:
+    """The array of a ``.npy`` file or the ``images`` array of a ``.npz``; a truncated or damaged file is an
+    :class:`AmbientError` naming it."""
+    try:
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                return loaded
+            with loaded:
+                if "images" not in loaded.files:
+                    raise AmbientError(f"{path}: {what} file has no 'images' array")
+                return loaded["images"]
+    except AmbientError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise AmbientError(f"{path}: cannot read the {what} file, truncated or damaged? ({err})") from None
+
+
 def _load_path(spec: str, what: str) -> torch.Tensor:
     path = samples_file(spec) if what == "samples" else None
     path = path or Path(spec)
     if path.is_dir() and (path / "samples.npz").is_file():
         path = path / "samples.npz"
     elif path.is_dir() and (path / "images.npy").is_file():
-        return from_uint8(np.load(path / "images.npy", allow_pickle=False))
+        return from_uint8(_read_numpy(path / "images.npy", what))
     if path.suffix == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if "images" not in data:
-                raise AmbientError(f"{path}: {what} file has no 'images' array")
-            images = data["images"]
+        images = _read_numpy(path, what)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise AmbientError(f"{path}: 'images' must be uint8 (N, C, H, W), got {images.dtype} {images.shape}")
         return from_uint8(images)

@@ -227,6 +227,8 @@ class Trainer:
         self.task = task
         self.config = config
         self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise AmbientError(f"--out {self.run_dir}: exists and is not a folder (a run folder is created or reused)")
         self.dist = dist_info or init_distributed(config.device)
         if config.batch_size % self.dist.world_size:
             raise AmbientError(f"--batch {config.batch_size} is not divisible by the {self.dist.world_size} processes")
