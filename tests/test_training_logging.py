@@ -28,3 +28,12 @@ def test_disabled_logger_writes_nothing(tmp_path: Path) -> None:
 def test_tensorboard_requested_but_missing_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AmbientError, match="tensorboard"):
         RunLogger(tmp_path, tensorboard=True)
+
+
+@pytest.mark.parametrize("line", ['{"step": "3"}', "[1, 2]", '{"step": 1.5}'])
+def test_truncation_refuses_records_of_the_wrong_type(tmp_path: Path, line: str) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 0}\n' + line + "\n")
+    with pytest.raises(AmbientError, match=r"log\.jsonl:2: a log record must be a JSON object with an integer 'step'"):
+        truncate_log(log, last_step=5)
+    assert log.read_text() == '{"step": 0}\n' + line + "\n"

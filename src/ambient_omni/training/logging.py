@@ -16,18 +16,29 @@ from ambient_omni.files import atomic_write_text
 
 
 def truncate_log(path: Path, last_step: int) -> None:
-    """Keep only the records of ``path`` whose ``step`` is at most ``last_step`` (and drop torn lines)."""
+    """Keep only the records of ``path`` whose ``step`` is at most ``last_step`` (and drop torn lines).
+
+    A line that parses but is no object with an integer ``step`` (an edited log) is an :class:`AmbientError`
+    naming the file and line: the log is left as it is."""
     if not path.exists():
         return
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if int(record.get("step", 0)) <= last_step:
+        if _record_step(record, f"{path}:{number}") <= last_step:
             kept.append(line)
     atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
+def _record_step(record: Any, where: str) -> int:
+    """The ``step`` of a log record (0 when it has none); a record of another shape is an error naming ``where``."""
+    step = record.get("step", 0) if isinstance(record, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise AmbientError(f"{where}: a log record must be a JSON object with an integer 'step', got {record!r:.80}")
+    return step
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
