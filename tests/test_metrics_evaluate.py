@@ -105,3 +105,15 @@ def test_a_truncated_samples_file_is_a_user_error(tmp_path, keep):
     (tmp_path / "samples.npz").write_bytes(blob[: int(len(blob) * keep)])
     with pytest.raises(AmbientError, match=r"samples\.npz: cannot read the samples file, truncated or damaged"):
         load_images(str(tmp_path / "samples.npz"), "samples")
+
+
+def test_precision_recall_by_density_test_and_by_balls(tmp_path):
+    """Both precision/recall variants are reported; the protocol records k, the quantile and the balls' k."""
+    result = evaluate(_images(40, 1), _images(60, 0), ["pixels"], kid_subsets=2, kid_subset_size=20,
+                      cache_dir=tmp_path, extractor_options=OPTS, progress=False)
+    pix = result["features"]["pixels"]
+    assert {"precision", "recall", "precision_balls", "recall_balls"} <= set(pix)
+    assert result["protocol"]["k"] == 5 and result["protocol"]["pr_quantile"] == 0.9 and result["protocol"]["k_balls"] == 3
+    assert "P / R balls" in format_table(result)
+    with pytest.raises(AmbientError, match="pr_quantile"):
+        evaluate(_images(40, 1), _images(60, 0), ["pixels"], pr_quantile=1.5, cache_dir=tmp_path, progress=False)

@@ -1,9 +1,17 @@
-"""k-NN precision/recall: hand-checked point sets and real-vs-real behaviour."""
+"""k-NN precision/recall: hand-checked point sets, real-vs-real calibration, and degenerate sets
+(all-black, noise) that fooled the union-of-balls precision on Fashion-MNIST features."""
 
 import numpy as np
 import pytest
+from _metrics_data import PR_FIXTURE, fmnist_pr_features
 
-from ambient_omni.metrics.precision_recall import knn_radii, precision_recall
+from ambient_omni.errors import AmbientError
+from ambient_omni.metrics.precision_recall import (
+    ball_precision_recall,
+    kth_neighbour_distances,
+    knn_radii,
+    precision_recall,
+)
 
 
 def test_knn_radius_on_a_line():
@@ -45,3 +53,66 @@ def test_k_below_one_is_an_error_not_zero_precision(k):
 
     with pytest.raises(AmbientError, match="--k .* must be a positive int"):
         precision_recall(np.zeros((10, 2)), np.zeros((10, 2)), k=k)
+
+
+def test_kth_neighbour_distances_on_a_line():
+    support = np.array([[0.0], [1.0], [3.0]])
+    assert np.allclose(kth_neighbour_distances(np.array([[0.5], [10.0]]), support, 2), [0.5, 9.0])
+
+
+@pytest.mark.parametrize("quantile", [0.9, 0.8])
+def test_samples_drawn_like_the_data_score_about_the_quantile(quantile):
+    """Real and generated features exchangeable: precision and recall are each about q (not 1)."""
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(1000, 16)), rng.normal(size=(1000, 16))
+    precision, recall = precision_recall(real, fake, k=5, quantile=quantile)
+    assert abs(precision - quantile) < 0.04 and abs(recall - quantile) < 0.04
+
+
+def _with_isolated_points(rng: np.random.Generator, n: int = 500, isolated: int = 5) -> np.ndarray:
+    """A dense cluster plus a few isolated real features (far from everything: huge k-NN balls)."""
+    far = 12.0 * np.eye(8)[:isolated] + rng.normal(scale=0.5, size=(isolated, 8))
+    return np.concatenate([rng.normal(size=(n - isolated, 8)), far])
+
+
+def test_an_isolated_real_feature_cannot_vouch_for_a_degenerate_set():
+    """The diagnosis in docs/PROTOCOL.md in miniature: 500 copies of one point near an isolated real
+    feature lie inside its large ball (union-of-balls precision 1) but have no k real neighbours."""
+    rng = np.random.default_rng(4)
+    real = _with_isolated_points(rng)
+    copies = np.repeat(real[-1:] + 3.0, 500, axis=0)
+    assert ball_precision_recall(real, copies)[0] == 1.0
+    assert precision_recall(real, copies) == (0.0, 0.0)
+    held = _with_isolated_points(rng)
+    assert min(precision_recall(real, held)) > 0.85
+
+
+def _check_fmnist_sets(feats: dict) -> None:
+    feats = {name: np.asarray(v, np.float64) for name, v in feats.items()}
+    ref, black = feats["ref"], np.repeat(feats["black"], 500, axis=0)
+    # what the union of balls (the metric before) said: fooled by black and by noise on black
+    assert ball_precision_recall(ref, black)[0] == 1.0 and ball_precision_recall(ref, feats["dark-noise"])[0] > 0.9
+    for name in ("noise", "dark-noise"):
+        assert precision_recall(ref, feats[name]) == (0.0, 0.0), name
+    assert precision_recall(ref, black) == (0.0, 0.0)
+    precision, recall = precision_recall(ref, feats["held"])
+    assert precision > 0.85 and recall > 0.85
+
+
+def test_fmnist_features_black_and_noise_score_zero_real_images_high():
+    """fmnist-classifier features (tests/data fixture, made by _metrics_data.write_pr_fixture) of the 500
+    reference rows `evaluate` uses, 500 held-out test images, an all-black image and two noise sets."""
+    with np.load(PR_FIXTURE) as data:
+        _check_fmnist_sets(dict(data))
+
+
+@pytest.mark.slow  # trains the evaluation CNN on a fresh cache (~10 min); run: pytest -m slow
+def test_fmnist_features_live_match_the_fixture():
+    from ambient_omni.metrics.features import get_extractor
+
+    _check_fmnist_sets(fmnist_pr_features(get_extractor("fmnist-classifier", device="cpu", progress=False)))
+
+
+def test_quantile_outside_0_1_is_an_error():
+    with pytest.raises(AmbientError, match="quantile"):
+        precision_recall(np.zeros((10, 2)), np.zeros((10, 2)), quantile=0.0)

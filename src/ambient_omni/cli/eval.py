@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", default=None, help="cache folder (default $AMBIENT_CACHE or ~/.cache/ambient_omni)")
     parser.add_argument("--device", default=None, help="torch device (default: $AMBIENT_DEVICE, else cuda if present)")
     parser.add_argument("--batch-size", type=int, default=64, help="feature batch size (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=3, help="k of the k-NN precision/recall (default: %(default)s)")
+    parser.add_argument("--k", type=int, default=5, help="k of the k-NN precision/recall density test (default: "
+                        "%(default)s; the union-of-balls columns always use k = 3)")
     parser.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default: %(default)s)")
     parser.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default: %(default)s)")
     parser.add_argument("--patch-size", type=int, default=8, help="patch FD patch size (default: %(default)s)")

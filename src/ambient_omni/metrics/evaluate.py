@@ -26,7 +26,9 @@ from ambient_omni.metrics.frechet import feature_statistics, frechet_distance
 from ambient_omni.metrics.kid import kernel_inception_distance
 from ambient_omni.metrics.memorization import DEFAULT_RATIO, memorization
 from ambient_omni.metrics.patches import patch_frechet_distance
-from ambient_omni.metrics.precision_recall import check_k, precision_recall
+from ambient_omni.metrics.precision_recall import (
+    BALL_K, DEFAULT_K, DEFAULT_QUANTILE, ball_precision_recall, check_k, precision_recall,
+)
 
 DEFAULT_REFERENCE = "fashion-mnist:test"
 DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
@@ -151,13 +153,16 @@ def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, 
                                                   cfg["kid_subset_size"], cfg["seed"])
     out.update(kid=kid_mean, kid_std=kid_std)
     pr_rows = np.random.default_rng(cfg["seed"]).permutation(ref.features.shape[0])[:feats.shape[0]]
-    out["precision"], out["recall"] = precision_recall(ref.features[pr_rows], feats, cfg["k"])
+    real = ref.features[pr_rows]
+    out["precision"], out["recall"] = precision_recall(real, feats, cfg["k"], cfg["pr_quantile"])
+    out["precision_balls"], out["recall_balls"] = ball_precision_recall(real, feats, BALL_K)
     return out
 
 
 def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
              features: list[str] | tuple[str, ...] = DEFAULT_FEATURES, n_ref: int | None = None,
-             train_set: Any = None, *, k: int = 3, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             train_set: Any = None, *, k: int = DEFAULT_K, pr_quantile: float = DEFAULT_QUANTILE,
+             kid_subsets: int = 100, kid_subset_size: int = 1000,
              memorization_ratio: float = DEFAULT_RATIO, patch_size: int = 8, patches_per_image: int = 8,
              seed: int = 0, batch_size: int = 64, cache_dir: str | os.PathLike | None = None,
              device: str | torch.device | None = None, extractor_options: dict[str, Any] | None = None,
@@ -166,7 +171,10 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
 
     ``n_ref`` picks a fixed subset of the reference (:func:`fixed_subset`, seed 0).
     Precision/recall use as many reference features as there are samples (a fixed random
-    subset, ``seed``), so both k-NN manifolds have equal size. ``train_set`` (images or a
+    subset, ``seed``), so both sets have equal size: ``precision``/``recall`` by the k-NN density test
+    (``k``, ``pr_quantile``; about ``pr_quantile`` for samples drawn like the reference),
+    ``precision_balls``/``recall_balls`` by the union of k-NN balls (k = 3, the metric before; it
+    can be fooled, :mod:`ambient_omni.metrics.precision_recall`). ``train_set`` (images or a
     source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
     """
     unknown = sorted(set(features) - set(available_extractors()))
@@ -180,8 +188,10 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
     if sample_images.shape[1:] != ref_images.shape[1:]:
         raise AmbientError(f"samples have shape {tuple(sample_images.shape[1:])} but the reference "
                            f"has {tuple(ref_images.shape[1:])}")
-    cfg = {"k": k, "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "seed": seed,
-           "batch_size": batch_size}
+    if not 0 < pr_quantile <= 1:
+        raise AmbientError(f"pr_quantile must lie in (0, 1], got {pr_quantile}")
+    cfg = {"k": k, "pr_quantile": pr_quantile, "k_balls": BALL_K, "kid_subsets": kid_subsets,
+           "kid_subset_size": kid_subset_size, "seed": seed, "batch_size": batch_size}
     opts = {"device": device, "cache_dir": cache_dir, "progress": progress, **(extractor_options or {})}
     result: dict[str, Any] = {
         "n_samples": int(sample_images.shape[0]), "n_reference": int(ref_images.shape[0]),
@@ -211,7 +221,9 @@ def format_table(result: dict[str, Any]) -> str:
              f"({result['n_reference']} images)",
              "metric".ljust(12) + "".join(n.rjust(width) for n in names)]
     cells = {"FD": lambda m: f"{m['fd']:.2f}", "KID (+- std)": lambda m: f"{m['kid']:.3g} +- {m['kid_std']:.2g}",
-             "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}"}
+             "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}",
+             "P / R balls": lambda m: (f"{m['precision_balls']:.3f} / {m['recall_balls']:.3f}"
+                                       if "precision_balls" in m else "-")}
     for label, cell in cells.items():
         lines.append(label.ljust(12) + "".join(cell(result["features"][n]).rjust(width) for n in names))
     proto = result["protocol"]
@@ -221,6 +233,7 @@ def format_table(result: dict[str, Any]) -> str:
         mem = result["memorization"]
         lines.append(f"memorization (pixel d1/d2 < {mem['threshold']:.3f} vs {mem['n_train']} train images): "
                      f"{100 * mem['share']:.1f}%")
-    lines.append(f"protocol: k={proto['k']} kid {proto['kid_subsets']}x{proto['kid_subset_size']} "
-                 f"seed={proto['seed']} n_ref={proto['n_ref']} (see docs/PROTOCOL.md)")
+    lines.append(f"protocol: precision/recall k={proto['k']} q={proto.get('pr_quantile', '-')} "
+                 f"kid {proto['kid_subsets']}x{proto['kid_subset_size']} seed={proto['seed']} n_ref={proto['n_ref']} "
+                 "(see docs/PROTOCOL.md)")
     return "\n".join(lines)
