@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from ambient_omni.data.annotations import AnnotationTable, admissible_mask  # noqa: E402
 
@@ -37,13 +38,16 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
+def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str = "loss (per-sample mean)",
+                title: str = "") -> bytes:
     """Loss (smoothed over ~5% of the points) versus images seen; one line per named run."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, (images, loss) in curves.items():
         ax.plot(images, smooth(np.asarray(loss, float), max(1, len(loss) // 20)), label=name, lw=1.3)
     ax.set_xlabel("training images seen")
-    ax.set_ylabel("loss (per-sample mean)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     if len(curves) > 1:
@@ -51,14 +55,38 @@ def loss_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
     return _png(fig)
 
 
-def sigma_min_histogram(table: AnnotationTable, title: str = "") -> bytes:
-    """Histogram of the finite, positive sigma_min of ``table`` on log-spaced bins."""
+_MANTISSAS = ((1, 1.5, 2, 3, 5, 7), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,))
+
+
+def log_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Tick positions ``m 10^e`` in ``[lo, hi]`` for a log axis: the densest mantissa set of
+    :data:`_MANTISSAS` with at most ``most`` ticks (at least the powers of ten)."""
+    exponents = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+    for mantissas in _MANTISSAS:
+        ticks = [t for e in exponents for m in mantissas if lo <= (t := float(f"{m:g}e{e}")) <= hi]
+        if len(ticks) <= most:
+            break
+    return ticks
+
+
+def _plain_log_axis(ax: plt.Axes, lo: float, hi: float) -> None:
+    """Log x axis with a few plainly written ticks (``0.5``, ``2``) and unlabelled minor ticks: matplotlib's
+    default labels every minor tick when the range spans under a decade, and the labels overlap."""
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(ticker.FixedLocator(log_ticks(lo, hi)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def sigma_min_figure(table: AnnotationTable, title: str = "") -> plt.Figure:
+    """The figure of :func:`sigma_min_histogram` (for tests that inspect it)."""
     values = table.sigma_min[np.isfinite(table.sigma_min) & (table.sigma_min > 0)]
     fig, ax = plt.subplots(figsize=(5.4, 3.4))
     if values.size:
-        bins = np.geomspace(max(values.min() * 0.9, 1e-3), values.max() * 1.1 + 1e-9, 40)
-        ax.hist(values, bins=bins, color="#4477aa")
-        ax.set_xscale("log")
+        lo, hi = max(values.min() * 0.9, 1e-3), values.max() * 1.1 + 1e-9
+        ax.hist(values, bins=np.geomspace(lo, hi, 40), color="#4477aa")
+        _plain_log_axis(ax, lo, hi)
         ax.axvline(float(np.mean(values)), color="k", ls="--", lw=1, label=f"mean {np.mean(values):.3f}")
         ax.legend(fontsize=8)
     else:
@@ -67,7 +95,12 @@ def sigma_min_histogram(table: AnnotationTable, title: str = "") -> bytes:
     ax.set_title(title or f"sigma_min of {values.size} images ({n_clean} clean, sigma_min = 0, not shown)", fontsize=9)
     ax.set_xlabel("sigma_min")
     ax.set_ylabel("images")
-    return _png(fig)
+    return fig
+
+
+def sigma_min_histogram(table: AnnotationTable, title: str = "") -> bytes:
+    """Histogram of the finite, positive sigma_min of ``table`` on log-spaced bins (PNG)."""
+    return _png(sigma_min_figure(table, title))
 
 
 def provenance_kinds(table: AnnotationTable, provenance: Sequence[str] | None = None) -> list[str]:
