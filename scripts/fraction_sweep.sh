@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The `fraction` recipe's cells for one training seed, in the order that answers the most first
-# (docs/RESULTS.md section 7): every method at the two shorter budgets of the 300-clean set, then
-# clean-only's longer budgets (where it starts to copy its clean images), then the other methods there,
-# then the 1,000-clean set. Each `ambient bench` call resumes where it stopped (finished cells are
-# kept; a longer budget continues the shorter cell's checkpoint), so rerunning this script after an
-# interruption continues the sweep. One thread per job: run seeds 0 and 1 side by side on 2 cores.
+# (docs/RESULTS.md section 7): every method at the shortest budget of the 300-clean set, then
+# clean-only's longer budgets (where it starts to copy its clean images: that sets the budget the
+# comparison needs), then the other methods at each budget, then the 1,000-clean set. Each
+# `ambient bench` call resumes where it stopped (finished cells are kept; a longer budget continues
+# the shorter cell's checkpoint), so rerunning this script after an interruption continues the sweep. One thread per job: run seeds 0 and 1 side by side on 2 cores.
 #
 #   OUT=runs/fraction bash scripts/fraction_sweep.sh 0 &
 #   OUT=runs/fraction bash scripts/fraction_sweep.sh 1 &
@@ -15,9 +15,10 @@ OUT=${OUT:-runs/fraction}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cells=(
     "c300-150k__*__seed$SEED"
-    "c300-300k__*__seed$SEED"
+    "c300-300k__clean-only__seed$SEED"
     "c300-600k__clean-only__seed$SEED"
     "c300-1200k__clean-only__seed$SEED"
+    "c300-300k__*__seed$SEED"
     "c300-600k__*__seed$SEED"
     "c300-1200k__*__seed$SEED"
     "c1000-300k__*__seed$SEED"

@@ -112,3 +112,39 @@ def test_margin_finds_a_crossing_on_a_plateau_just_below_tau() -> None:
 def test_margin_validation() -> None:
     with pytest.raises(ValueError, match="margin"):
         curves.FastPlan(margin=-0.1)
+
+
+def _next_window_loop(plan: curves.FastPlan, known: np.ndarray, values: np.ndarray, tau: float, span: float) -> np.ndarray:
+    """The search step written as the plain loop over candidates (the reference the vectorised one must equal)."""
+    from ambient_omni.annotate.curves import candidates, estimated_ema
+
+    room = max(0, plan.max_points - int(known.sum()))
+    if room == 0:
+        return np.empty(0, dtype=np.int64)
+    for j in candidates(plan, estimated_ema(known, values, span), tau):
+        lo = max(0, min(int(j) - plan.back, plan.grid_size - plan.window))
+        new = lo + np.flatnonzero(~known[lo: lo + plan.window])
+        if new.size:
+            if new.size > room:
+                new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
+            return new
+    return np.empty(0, dtype=np.int64)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.05])
+def test_next_window_equals_the_candidate_loop_along_whole_searches(margin: float) -> None:
+    from ambient_omni.annotate.curves import next_window
+
+    rng = np.random.default_rng(3)
+    plan = curves.FastPlan(grid_size=400, stride=64, window=16, back=12, max_points=60, margin=margin)
+    for _ in range(40):
+        cross = rng.uniform(0, 400)
+        row = 1 / (1 + np.exp(-(np.arange(400) - cross) / rng.uniform(5, 60))) + rng.normal(0, 0.08, 400)
+        known = plan.initial_mask()
+        while True:
+            expected = _next_window_loop(plan, known, row, 0.45, 8.0)
+            got = next_window(plan, known, row, 0.45, 8.0)
+            np.testing.assert_array_equal(got, expected)
+            if not got.size:
+                break
+            known[got] = True

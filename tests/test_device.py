@@ -43,3 +43,56 @@ def test_detection_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> Non
     assert device.cpu_has_native_bf16() == torch.backends.mkldnn.is_available()
     monkeypatch.setattr(device, "_cpu_flags", lambda: frozenset({"amx_bf16"}))
     assert device.cpu_has_native_bf16() == torch.backends.mkldnn.is_available()
+
+
+class _RowSum(torch.nn.Module):
+    """out_i = sum(x_i) + sigma_i: any mix-up of rows or padding shows in the values."""
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).sum(1) + sigma
+
+
+def test_inference_forward_pads_to_power_of_two_buckets_and_drops_the_padding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "0")
+    seen: list[int] = []
+
+    def fake_compile(model: torch.nn.Module, dynamic: bool) -> object:
+        assert dynamic is False
+        return lambda x, s: (seen.append(x.shape[0]), model(x, s))[1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    forward = device.InferenceForward(_RowSum(), CPU, compile=True, batch=32)
+    x, sigma = torch.randn(45, 1, 2, 2), torch.rand(45)
+    torch.testing.assert_close(forward(x, sigma), x.flatten(1).sum(1) + sigma)
+    assert seen == [32, 16]  # 45 rows = 32 + 13, the 13 padded to 16
+    seen.clear()
+    forward.warm_up(x, sigma)
+    assert seen == [8, 16, 32]
+    assert device._bucket(1, 256) == 8 and device._bucket(9, 256) == 16 and device._bucket(200, 128) == 128
+
+
+def test_inference_forward_falls_back_to_eager_when_compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda model, dynamic: broken)
+    forward = device.InferenceForward(_RowSum(), CPU, bf16=False, compile=True, batch=8)
+    x, sigma = torch.randn(5, 3), torch.rand(5)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        out = forward(x, sigma)
+    torch.testing.assert_close(out, x.sum(1) + sigma)
+    assert forward.compiled is None
+
+
+def test_inference_forward_bf16_runs_the_network_in_bf16_and_returns_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    x = torch.randn(3, 1, 6, 6)
+    out = device.InferenceForward(conv, CPU, bf16=True).__call__(x)
+    assert out.dtype == torch.float32 and out.shape == (3, 1, 6, 6)
+    with torch.no_grad():
+        exact = conv(x)
+    assert not torch.equal(out, exact)
+    torch.testing.assert_close(out, exact, atol=0.05, rtol=0.05)
+    with pytest.raises(AmbientError, match="batch"):
+        device.InferenceForward(conv, CPU, batch=0)

@@ -121,3 +121,23 @@ def test_churn_noise_changes_samples_deterministically() -> None:
     b = edm_sampler(gaussian_denoiser, latents, generator=torch.Generator().manual_seed(5), **kw)
     c = edm_sampler(gaussian_denoiser, latents, generator=torch.Generator().manual_seed(6), **kw)
     assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_bf16_runs_the_network_in_bf16_and_stays_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ambient_omni.diffusion.edm import EDMPrecond
+    from ambient_omni.networks.unet import UNet
+
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")
+    torch.manual_seed(0)
+    net = EDMPrecond(UNet(in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2), num_blocks=1)).eval()
+    seen: list[torch.dtype] = []
+    first_conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    latents = PerImageGenerator(range(4)).randn((1, 8, 8))
+    exact = edm_sampler(net, latents, steps=6)
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    fast = edm_sampler(net, latents, steps=6, bf16=True)
+    assert set(seen) == {torch.bfloat16} and fast.dtype == torch.float32
+    assert not torch.equal(fast, exact)
+    assert (fast - exact).abs().mean() < 0.05 * exact.abs().mean()

@@ -66,3 +66,65 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
     if uses_bf16(device, enabled):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _bucket(rows: int, batch: int) -> int:
+    """The padded size of a call of ``rows <= batch`` rows: the next power of two >= 8, capped at ``batch``."""
+    return min(batch, max(8, 1 << (rows - 1).bit_length()))
+
+
+class InferenceForward:
+    """``model(x, *extra)`` for inference, as fast as this machine allows, returned in float32.
+
+    No gradients; bf16 autocast where :func:`uses_bf16` says so; with ``compile`` the model runs through
+    ``torch.compile`` with static shapes: calls are cut into ``batch`` rows and a shorter call is zero-padded
+    to the next power of two (at least 8), so a handful of compiled graphs serve every call and padding at
+    most doubles the work; the padding rows are dropped from the output. A compile that fails (no
+    C++ compiler, an unsupported platform) falls back to eager once, with a warning. ``extra`` are per-row
+    tensors (e.g. sigma ``(B,)``, labels ``(B,)``) or ``None``. Results are the model's up to bf16 rounding
+    and, compiled, the reordering of float operations (docs/RESULTS.md section 4 measures both).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, bf16: bool = True, compile: bool = False,
+                 batch: int = 256) -> None:
+        if batch < 1:
+            raise AmbientError(f"inference batch must be at least 1, got {batch}")
+        self.model = model.to(device).eval()
+        self.device, self.batch = device, int(batch)
+        self.bf16 = uses_bf16(device, bf16)
+        self.compiled: torch.nn.Module | None = torch.compile(self.model, dynamic=False) if compile else None
+
+    def _run(self, x: torch.Tensor, extra: tuple[torch.Tensor | None, ...]) -> torch.Tensor:
+        with torch.no_grad(), autocast(self.device, enabled=self.bf16):
+            if self.compiled is not None:
+                try:
+                    return self.compiled(x, *extra).float()
+                except Exception as err:  # noqa: BLE001 - any backend failure: fall back to eager once
+                    import warnings
+
+                    warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eager", stacklevel=3)
+                    self.compiled = None
+            return self.model(x, *extra).float()
+
+    def warm_up(self, x: torch.Tensor, *extra: torch.Tensor | None) -> None:
+        """Compile every padded size once, from the first row of example inputs (a no-op when not compiled)."""
+        size = 8
+        while self.compiled is not None:
+            self(x[:1].expand(size, *x.shape[1:]), *(None if e is None else e[:1].expand(size, *e.shape[1:])
+                                                      for e in extra))
+            if size >= self.batch:
+                break
+            size = min(2 * size, self.batch)
+
+    def __call__(self, x: torch.Tensor, *extra: torch.Tensor | None) -> torch.Tensor:
+        n, outs = x.shape[0], []
+        for start in range(0, n, self.batch):
+            rows = slice(start, min(start + self.batch, n))
+            xs = x[rows].to(self.device)
+            es = tuple(None if e is None else e[rows].to(self.device) for e in extra)
+            pad = _bucket(xs.shape[0], self.batch) - xs.shape[0] if self.compiled is not None else 0
+            if pad:
+                xs = torch.cat([xs, xs.new_zeros((pad, *xs.shape[1:]))])
+                es = tuple(None if e is None else torch.cat([e, e[-1:].expand(pad, *e.shape[1:])]) for e in es)
+            outs.append(self._run(xs, es)[: xs.shape[0] - pad])
+        return torch.cat(outs)

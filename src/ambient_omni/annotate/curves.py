@@ -173,14 +173,17 @@ def next_window(plan: FastPlan, known: np.ndarray, values: np.ndarray, tau: floa
     room = max(0, plan.max_points - int(known.sum()))
     if room == 0:
         return np.empty(0, dtype=np.int64)
-    for j in candidates(plan, estimated_ema(known, values, span), tau):
-        lo = max(0, min(int(j) - plan.back, plan.grid_size - plan.window))
-        new = lo + np.flatnonzero(~known[lo : lo + plan.window])
-        if new.size:
-            if new.size > room:  # out of budget: keep the points nearest the candidate
-                new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
-            return new
-    return np.empty(0, dtype=np.int64)
+    cands = candidates(plan, estimated_ema(known, values, span), tau)
+    starts = np.clip(cands - plan.back, 0, plan.grid_size - plan.window)
+    unmeasured = np.concatenate([[0], np.cumsum(~known)])  # unmeasured points in [a, b) = u[b] - u[a]
+    open_ = np.flatnonzero(unmeasured[starts + plan.window] > unmeasured[starts])
+    if open_.size == 0:
+        return np.empty(0, dtype=np.int64)
+    j, lo = int(cands[open_[0]]), int(starts[open_[0]])
+    new = lo + np.flatnonzero(~known[lo : lo + plan.window])
+    if new.size > room:  # out of budget: keep the points nearest the candidate
+        new = np.sort(new[np.argsort(np.abs(new - j), kind="stable")[:room]])
+    return new
 
 
 def fast_sigma_min_from_dense(

@@ -29,6 +29,7 @@ import torch
 
 from ambient_omni.annotate import curves
 from ambient_omni.data.annotations import AnnotationTable
+from ambient_omni.device import uses_bf16
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_text, read_json, write_json
 from ambient_omni.seeding import torch_seeds
@@ -91,14 +92,18 @@ class NoiseAnnotationConfig:
         return curves.lognormal_grid(self.grid_size, self.p_mean, self.p_std, self.grid_seed)
 
 
-def classifier_prob_fn(model: torch.nn.Module, device: torch.device) -> ProbFn:
-    """``sigmoid(model(x, sigma))`` on ``device`` without gradients, returned on the CPU."""
-    model = model.to(device).eval()
+def classifier_prob_fn(model: torch.nn.Module, device: torch.device, bf16: bool = False, compile: bool = False,
+                       batch: int = 256) -> ProbFn:
+    """``sigmoid(model(x, sigma))`` on ``device`` without gradients, returned on the CPU; ``bf16`` / ``compile``
+    run it through :class:`~ambient_omni.device.InferenceForward` (``batch`` rows per network call)."""
+    from ambient_omni.device import InferenceForward
+
+    forward = InferenceForward(model, device, bf16=bf16, compile=compile, batch=batch)
 
     def prob(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.sigmoid(model(x.to(device), sigma.to(device)).float()).cpu()
+        return torch.sigmoid(forward(x, sigma)).cpu()
 
+    prob.warm_up = forward.warm_up  # type: ignore[attr-defined]
     return prob
 
 
@@ -301,9 +306,12 @@ def training_lognormal(classifier: str | os.PathLike) -> tuple[float, float]:
 
 def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.PathLike, cfg: NoiseAnnotationConfig,
                      *, chunk: int = 64, batch_size: int = 2048, device: torch.device | None = None, rank: int = 0,
-                     world_size: int = 1, progress: bool = True) -> AnnotationTable | None:
+                     world_size: int = 1, progress: bool = True, bf16: bool = False,
+                     compile: bool = False) -> AnnotationTable | None:
     """Annotate ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`) with the classifier at
-    ``classifier`` (run or model folder) and write the annotation file ``out``.
+    ``classifier`` (run or model folder) and write the annotation file ``out``. ``bf16`` / ``compile``: the
+    classifier's inference path (:func:`classifier_prob_fn`); it is part of the resumable parts' settings,
+    so parts made by another path are never mixed in.
 
     Every rank computes its chunks (:func:`run_chunks`); with ``world_size > 1`` the caller must have
     initialized the process group (ranks meet at a barrier). Rank 0 merges the chunks, writes ``out``
@@ -316,8 +324,11 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
 
     folder = model_folder(classifier)
     require_noise_classifier(read_model_config(folder), str(folder))
-    prob = classifier_prob_fn(load_model(folder), device or torch.device("cpu"))
+    device = device or torch.device("cpu")
+    prob = classifier_prob_fn(load_model(folder), device, bf16=bf16, compile=compile)
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
+    if bf16 or compile:  # the float32 eager path keeps the settings earlier parts were written with
+        settings["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
     run_chunks(prob, data.images, data.provenance, cfg, out, settings, chunk, rank, world_size, batch_size, progress)
     if world_size > 1:
         barrier()

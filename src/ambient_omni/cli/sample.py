@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance weight (default 1: off)")
     p.add_argument("--class", dest="class_label", type=int, help="class label for every image (conditional models)")
     p.add_argument("--batch", type=int, default=64, help="images per forward batch (results do not depend on it)")
+    p.add_argument("--bf16", action="store_true", help="run the network under bf16 autocast where the CPU has "
+                   "native bf16 or on CUDA (the ODE stays in float64; docs/RESULTS.md section 4: speed and FD)")
     p.add_argument("--device", help="cpu, cuda, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of grid.png (default 2)")
     p.set_defaults(func=run)
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     shape = tuple(config["image_shape"])
     labels = sample_labels(seeds, int(config.get("num_classes", 0)) if config["network"].get("label_dim") else 0,
                            args.class_label)
-    options = {"solver": args.solver, "s_churn": args.churn, "guidance": args.guidance}
+    options = {"solver": args.solver, "s_churn": args.churn, "guidance": args.guidance, "bf16": args.bf16}
     images, labels = generate(model, seeds, shape, steps=args.steps, batch_size=args.batch, labels=labels,
                               progress=True, **options)
     codes = to_uint8(images).numpy()

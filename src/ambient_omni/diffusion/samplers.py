@@ -9,7 +9,8 @@ Stochastic "churn" first raises the noise level to ``hat sigma_i = sigma_i (1 + 
 ``gamma_i = min(S_churn / N, sqrt 2 - 1)`` for ``sigma_i in [S_min, S_max]``, by adding
 ``sqrt(hat sigma_i^2 - sigma_i^2) S_noise eps``.
 Classifier-free guidance: ``D = D(x; sigma, null) + w (D(x; sigma, c) - D(x; sigma, null))`` with the
-null label ``-1``.
+null label ``-1``. With ``bf16`` the network runs under bf16 autocast (where :mod:`ambient_omni.device` enables
+it) while the ODE state and the update stay in float64.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ambient_omni.device import autocast
 from ambient_omni.diffusion.edm import karras_sigmas
 from ambient_omni.errors import AmbientError
 
@@ -88,11 +90,13 @@ def edm_sampler(
     guidance: float = 1.0,
     generator: torch.Generator | PerImageGenerator | None = None,
     progress: bool = False,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """Integrate from ``x = sigma_max * latents`` (``latents ~ N(0, I)``) down to ``sigma = 0``; returns ``x_0``.
 
     ``net(x, sigma (B,), labels)`` is an x0-predicting denoiser (e.g. :class:`EDMPrecond`).
-    ``generator`` supplies the churn noise (only used when ``s_churn > 0``). Float64 state.
+    ``generator`` supplies the churn noise (only used when ``s_churn > 0``). Float64 state; ``bf16`` runs
+    the network under bf16 autocast where the device supports it fast (:func:`ambient_omni.device.uses_bf16`).
     """
     if solver not in ("heun", "euler"):
         raise AmbientError(f"solver must be 'heun' or 'euler', got {solver!r}")
@@ -102,7 +106,9 @@ def edm_sampler(
     batch = latents.shape[0]
 
     def d_of(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return (x - denoise(x.to(torch.float32), s.to(torch.float32).expand(batch)).to(torch.float64)) / s
+        with autocast(x.device, enabled=bf16):
+            denoised = denoise(x.to(torch.float32), s.to(torch.float32).expand(batch))
+        return (x - denoised.to(torch.float64)) / s
 
     x = latents.to(torch.float64) * sigmas[0]
     pairs = list(zip(sigmas[:-1], sigmas[1:]))

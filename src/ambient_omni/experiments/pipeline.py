@@ -42,7 +42,7 @@ crop classifiers (``crop_sizes``: default 4, 8, 12, 16 below the image size; ``p
 overrides and training as ``ambient classifier train --kind crop``), annotation (``sigma``, ``threshold``);
 ``seed`` seeds the shared stages (target-only denoiser, classifiers, crop noise)."""
 DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
-                "reference": "fashion-mnist:test", "n_ref": None, "batch": 64}
+                "reference": "fashion-mnist:test", "n_ref": None, "batch": 64, "bf16": False}
 
 
 def config_hash(obj: Any) -> str:
@@ -390,7 +390,8 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
     model, _, _ = load_denoiser(model_dir)
     data = load_dataset(dataset_dir)
     seeds = list(range(ecfg["first_seed"], ecfg["first_seed"] + ecfg["n_samples"]))
-    images, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"])
+    images, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"],
+                         bf16=ecfg["bf16"])
     codes = to_uint8(images).numpy()
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", images=codes, seeds=np.array(seeds))
@@ -398,7 +399,8 @@ def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path,
     clean = data.images[torch.tensor([p == "clean" for p in data.provenance])]
     metrics = evaluate(images, ecfg["reference"], ecfg["features"], n_ref=ecfg["n_ref"], train_set=clean,
                        batch_size=ecfg["batch"])
-    metrics["sampler"] = {"steps": ecfg["steps"], "seeds": f"{seeds[0]}-{seeds[-1]}", "solver": "heun"}
+    metrics["sampler"] = {"steps": ecfg["steps"], "seeds": f"{seeds[0]}-{seeds[-1]}", "solver": "heun",
+                          "bf16": ecfg["bf16"]}
     write_json(out / "metrics.json", metrics)
     return metrics
 
