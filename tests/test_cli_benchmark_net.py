@@ -62,3 +62,16 @@ def test_matmul_peak_is_a_positive_rate() -> None:
     from ambient_omni.cli.benchmark_net import matmul_peak
 
     assert matmul_peak(torch.device("cpu"), False, size=64, repeats=1) > 1e6
+
+
+def test_data_path_rates_are_printed_for_both_paths(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    from _training_helpers import write_tiny_dataset
+
+    data = tmp_path / "data"
+    write_tiny_dataset(data)
+    code = main(["benchmark-net", "--preset", "fmnist-small", "--channels", "8", "--resolution", "8", "--batch", "4",
+                 "--images", "8", "--val-images", "2", "--threads", "1", "--data-path", str(data)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("data path"))
+    assert code == 0 and "by tensor indexing" in line and "by the per-item DataLoader" in line
+    rates = [float(part.split()[0].replace(",", "")) for part in line.split(": ", 1)[1].split(" samples/s")[:1]]
+    assert rates[0] > 0

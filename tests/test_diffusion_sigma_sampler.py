@@ -240,3 +240,32 @@ def test_sampler_batches_feed_the_ambient_loss() -> None:
     for batch in loader:
         loss = AmbientLoss()(net, batch, generator=torch.Generator().manual_seed(0))
         assert loss.shape == (64,) and torch.isfinite(loss).all()
+
+
+class _Images(Dataset):
+    """Dict items like MixedDataset's, from tensors."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels, self.ids = images, labels, torch.arange(len(images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": int(self.labels[i]), "id": int(self.ids[i])}
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_tensor_batches_equal_the_dataloader_batches(rank: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    data = _Images(torch.randn(len(MIX_MIN), 1, 3, 3, generator=gen), torch.tensor([0, 1, 2, 3, 4, 5, -1]))
+    kwargs = dict(batch_size=5, seed=3, rank=rank, world_size=2, start_step=4, num_steps=12)
+    loader = DataLoader(AmbientBatchDataset(data), batch_sampler=quiet_sampler(MIX_MIN, MIX_MAX, **kwargs))
+    sampler = quiet_sampler(MIX_MIN, MIX_MAX, **kwargs)
+    fast = list(sampler.tensor_batches(data.images, data.labels, data.ids))
+    slow = list(loader)
+    assert len(fast) == len(slow) == 8 and sampler.step == 12
+    for a, b in zip(fast, slow):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key

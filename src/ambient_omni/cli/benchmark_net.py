@@ -151,6 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also train the same network in float32 (today's reference path), interleaved, and print "
                         "the speed ratio and both validation losses")
     p.add_argument("--no-bf16", action="store_true", help="train our network in float32 (no bf16 autocast)")
+    p.add_argument("--data-path", metavar="DATA", help="also time the training data path alone on dataset folder "
+                   "DATA (batch assembly as `ambient train` does it, one thread): samples/s by tensor indexing "
+                   "and by the per-item DataLoader")
     p.add_argument("--device", help="device (default: $AMBIENT_DEVICE, else cuda if available, else cpu)")
     p.set_defaults(func=run)
 
@@ -285,6 +288,34 @@ class _Runner:
         return per_sigma
 
 
+def data_path_rates(data: str, batch: int, steps: int = 200) -> dict[str, float]:
+    """Samples/s of the denoiser task's batches of dataset folder ``data`` (every image clean), one thread:
+    ``tensor``, the training path (:meth:`SigmaFirstSampler.tensor_batches`), and ``per-item``, a
+    ``DataLoader`` over :class:`AmbientBatchDataset` (the path with ``--workers`` > 0, run in-process here)."""
+    from torch.utils.data import DataLoader
+
+    from ambient_omni.diffusion.sigma_sampler import AmbientBatchDataset
+    from ambient_omni.training.tasks import DenoiserSettings, DenoiserTask
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        task = DenoiserTask(DenoiserSettings(data=data, annotations=None, batch_size=batch))
+        ds = task.dataset
+        paths = {"tensor": task.sampler(0, 0, 1).tensor_batches(ds.images, ds.labels, ds.ids),
+                 "per-item": iter(DataLoader(AmbientBatchDataset(ds), batch_sampler=task.sampler(0, 0, 1)))}
+        rates = {}
+        for name, batches in paths.items():
+            next(batches)
+            start = time.perf_counter()
+            for _ in range(steps):
+                next(batches)
+            rates[name] = steps * batch / (time.perf_counter() - start)
+        return rates
+    finally:
+        torch.set_num_threads(threads)
+
+
 def matmul_peak(device: torch.device, bf16: bool, size: int = 1024, repeats: int = 8) -> float:
     """Measured FLOP/s of a ``size x size`` matrix product (``2 size^3`` FLOPs) in bf16 or float32."""
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -344,6 +375,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'':8s}  {'bf16' if r.bf16 else 'fp32'}, {flops / 1e6:.1f} MFLOP per training image, "
               f"{flops * speeds[r.name] / 1e9:.1f} GFLOP/s = {flops * speeds[r.name] / peaks[r.bf16]:.1%} of the "
               f"measured {'bf16' if r.bf16 else 'fp32'} matmul peak {peaks[r.bf16] / 1e9:.0f} GFLOP/s")
+    if args.data_path:
+        rates = data_path_rates(args.data_path, args.batch)
+        print(f"data path, one thread, batch {args.batch}: {rates['tensor']:,.0f} samples/s by tensor indexing "
+              f"(the training path), {rates['per-item']:,.0f} by the per-item DataLoader")
     if args.against_fp32:
         print(f"speed ratio ours/fp32: {speeds['ours'] / speeds['fp32']:.2f}x (same network and batches, interleaved)")
     if args.baseline:

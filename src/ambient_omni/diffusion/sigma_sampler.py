@@ -232,11 +232,29 @@ class SigmaFirstSampler:
         """LogNormal draw by inverse CDF of the counter-based uniform for (seed, step, j, attempt)."""
         return np.exp(self.p_mean + self.p_std * ndtri(uniform(self.seed, "sigma", step, j, attempt)))
 
+    def _rank_draw(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        start = self.rank * self.batch_size
+        return self.draw(step, np.arange(start, start + self.batch_size))
+
     def batch(self, step: int) -> list[SampleItem]:
         """This rank's slice of global batch ``step``: items ``(index, sigma_t, sigma_tn)``."""
-        start = self.rank * self.batch_size
-        index, sigma, sigma_tn = self.draw(step, np.arange(start, start + self.batch_size))
+        index, sigma, sigma_tn = self._rank_draw(step)
         return [(int(i), float(s), float(t)) for i, s, t in zip(index, sigma, sigma_tn)]
+
+    def tensor_batches(self, images: torch.Tensor, labels: torch.Tensor,
+                       ids: torch.Tensor) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches ``DataLoader(AmbientBatchDataset(ds), batch_sampler=self)`` yields, with the same values
+        and dtypes, built by indexing the dataset's tensors (``images (N, C, H, W)``, ``labels (N,)``,
+        ``ids (N,)``) once per batch instead of per item: no per-sample Python work, so the data path keeps
+        up with a GPU. Advances :attr:`step` like iterating the sampler."""
+        labels, ids = labels.to(torch.int64), ids.to(torch.int64)
+        while self.num_steps is None or self.step < self.num_steps:
+            index, sigma, sigma_tn = self._rank_draw(self.step)
+            self.step += 1
+            rows = torch.from_numpy(np.asarray(index, dtype=np.int64))
+            yield {"image": images[rows], "label": labels[rows], "id": ids[rows],
+                   "sigma_t": torch.from_numpy(np.asarray(sigma, dtype=np.float64)).to(torch.float32),
+                   "sigma_tn": torch.from_numpy(np.asarray(sigma_tn, dtype=np.float64)).to(torch.float32)}
 
     def state_dict(self) -> dict[str, Any]:
         """Position and identity of the stream (JSON-serializable)."""

@@ -99,16 +99,26 @@ class DenoiserTask:
                                    variance_weight=s.variance_weight, buffer_s=s.buffer_s,
                                    noise_seed=int(self.dataset.info.get("seed", 0)))
 
+    def sampler(self, start_step: int, rank: int, world_size: int) -> Any:
+        """The sigma-first batch sampler of this rank, positioned at global batch ``start_step``."""
+        from ambient_omni.diffusion.sigma_sampler import SigmaFirstSampler
+
+        s = self.settings
+        return SigmaFirstSampler(self.table.sigma_min, self.table.sigma_max, batch_size=s.batch_size // world_size,
+                                 p_mean=s.p_mean, p_std=s.p_std, buffer_s=s.buffer_s, seed=s.seed,
+                                 rank=rank, world_size=world_size, start_step=start_step)
+
     def batches(self, start_step: int, rank: int, world_size: int) -> Iterator[dict[str, Any]]:
         """This rank's share of global batches ``start_step, start_step + 1, ...`` (endless)."""
         from torch.utils.data import DataLoader
 
-        from ambient_omni.diffusion.sigma_sampler import AmbientBatchDataset, SigmaFirstSampler
+        from ambient_omni.diffusion.sigma_sampler import AmbientBatchDataset
 
         s = self.settings
-        sampler = SigmaFirstSampler(self.table.sigma_min, self.table.sigma_max, batch_size=s.batch_size // world_size,
-                                    p_mean=s.p_mean, p_std=s.p_std, buffer_s=s.buffer_s, seed=s.seed,
-                                    rank=rank, world_size=world_size, start_step=start_step)
+        sampler = self.sampler(start_step, rank, world_size)
+        if s.workers == 0:  # the same batches as the DataLoader's, by tensor indexing (SigmaFirstSampler)
+            yield from sampler.tensor_batches(self.dataset.images, self.dataset.labels, self.dataset.ids)
+            return
         loader = DataLoader(AmbientBatchDataset(self.dataset), batch_sampler=sampler, num_workers=s.workers,
                             persistent_workers=False)
         yield from loader
