@@ -349,3 +349,33 @@ def test_a_run_folder_that_is_a_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(AmbientError, match="afile: exists and is not a folder"):
         train(tmp_path / "afile", steps=1)
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+class _FakeCompiled(torch.nn.Module):
+    """What ``torch.compile`` returns, minus the compiler: ``_orig_mod`` and a forward that may fail."""
+
+    def __init__(self, model: torch.nn.Module, fail: bool) -> None:
+        super().__init__()
+        self._orig_mod, self.fail, self.calls = model, fail, 0
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("no C++ compiler")
+        return self._orig_mod(*args)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["compiled", "fallback"])
+def test_compile_option_trains_the_same_weights_or_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              fail: bool) -> None:
+    eager = train(tmp_path / "eager", steps=6)
+    made: list[_FakeCompiled] = []
+    monkeypatch.setattr(torch, "compile", lambda model: made.append(_FakeCompiled(model, fail)) or made[-1])
+    if fail:
+        with pytest.warns(UserWarning, match="torch.compile failed"):
+            compiled = train(tmp_path / "compiled", steps=6, compile=True)
+        assert made[0].calls == 1 and read_log(tmp_path / "compiled" / "log.jsonl")[1]["event"] == "compile-fallback"
+    else:
+        compiled = train(tmp_path / "compiled", steps=6, compile=True)
+        assert made[0].calls == 6
+    assert_same(eager, compiled)  # checkpoints and the model folder hold the plain module's weights

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--draws", type=int, default=2, help="noise draws per grid point (default 2)")
     p.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
     p.add_argument("--corruption", default="blur:sigma=1.0", help="corruption of the Fashion-MNIST test images "
                                                                   "to annotate (default blur:sigma=1.0)")
     p.set_defaults(func=run)
@@ -73,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if min(args.images, args.chunk, args.batch, args.threads, args.max_points, args.draws) < 1:
         raise AmbientError("--images, --chunk, --batch, --threads, --max-points and --draws must be positive")
     torch.set_num_threads(args.threads)
-    model, images, cpu = _classifier(args), _images(args), torch.device("cpu")
+    from ambient_omni.device import pick_device
+
+    model, images, cpu = _classifier(args), _images(args), pick_device(args.device)
     cfg = NoiseAnnotationConfig(max_points=args.max_points, draws=args.draws)
     probs = {p: classifier_prob_fn(model, cpu, bf16=PATHS[p][0], compile=PATHS[p][1],
                                    batch=2048 if p == "fp32" else args.batch) for p in paths}
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             seconds[p] += time.perf_counter() - began
             calls[p] += int(c.sum())
             sigma[p].append(s)
-    print(f"{len(images)} images ({args.corruption}), {args.threads} threads, classifier "
+    print(f"{len(images)} images ({args.corruption}), {args.threads} threads, device {cpu}, classifier "
           f"{args.classifier or args.preset + ' (random init)'}, fast search <= {args.max_points} points x "
           f"{args.draws} draws")
     ref = np.concatenate(sigma[paths[0]])

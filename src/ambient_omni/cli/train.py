@@ -63,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview-n", type=int, default=64, help="images in each preview grid (default 64)")
     p.add_argument("--preview-steps", type=int, default=12, help="sampler steps of the previews (default 12)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: $AMBIENT_DEVICE, else CUDA if available)")
+    p.add_argument("--compile", action="store_true", help="run the training step through torch.compile (falls "
+                   "back to eager with a warning if compiling fails; on this CPU it was not faster: RESULTS section 4)")
     p.add_argument("--no-bf16", action="store_true",
                    help="train in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16; "
                         "AMBIENT_CPU_BF16=0|1 forces the CPU choice)")
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         lr_rampup_images=args.lr_rampup, grad_clip=args.grad_clip, ema_halflife_images=args.ema_halflife,
         ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep,
         log_every=args.log_every, preview_every=args.preview_every, seed=args.seed, device=args.device,
-        bf16=not args.no_bf16, progress=not args.no_progress, tensorboard=args.tensorboard,
+        bf16=not args.no_bf16, compile=args.compile, progress=not args.no_progress, tensorboard=args.tensorboard,
         resume="require" if args.resume else "auto")
     config.validate()
     settings = DenoiserSettings(

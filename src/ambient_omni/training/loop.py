@@ -81,6 +81,9 @@ class TrainConfig:
 
     Length: ``steps`` if given, else ``ceil(total_images / batch_size)``. ``batch_size`` is the
     GLOBAL batch (split over DDP processes). Intervals are in steps; 0 turns a feature off.
+    ``bf16``: autocast where :func:`ambient_omni.device.uses_bf16` says so. ``compile``: the loss's forward
+    and backward run through ``torch.compile`` (weights, EMA and checkpoints stay the plain module's; a
+    compile that fails at the first step falls back to eager with a warning).
     ``resume``: ``"auto"`` continues from the latest complete checkpoint if there is one,
     ``"require"`` fails without one, ``"never"`` fails if the run folder already has one.
     """
@@ -103,6 +106,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     bf16: bool = True
+    compile: bool = False
     progress: bool = True
     tensorboard: bool = False
     resume: str = "auto"
@@ -407,14 +411,29 @@ class Trainer:
         return stats, grad_norm
 
     def _wrap(self) -> nn.Module:
-        if not self.dist.distributed:
-            return self.model
-        from torch.nn.parallel import DistributedDataParallel
+        """The module the loss calls: ``self.model``, inside DDP with several processes (compiled last)."""
+        model: nn.Module = self.model
+        if self.dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        # static_graph: parameters the loss never uses (e.g. a U-Net's encoder-only head) are fine,
-        # as long as the used set is the same every step.
-        return DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # static_graph: parameters the loss never uses (e.g. a U-Net's encoder-only head) are fine,
+            # as long as the used set is the same every step.
+            model = DistributedDataParallel(self.model, device_ids=ids, static_graph=True)
+        return torch.compile(model) if self.config.compile else model
+
+    def _first_compiled_step(self, batch: dict[str, Any], model: nn.Module) -> tuple[tuple[torch.Tensor, float], nn.Module]:
+        """Run the first step through the compiled module; if compiling fails, warn and go on eager."""
+        import warnings
+
+        try:
+            return self._train_step(batch, model), model
+        except (NonFiniteError, AmbientError):
+            raise
+        except Exception as err:  # noqa: BLE001 - any compiler/backend failure: fall back to eager
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); training eager", stacklevel=2)
+            eager = model._orig_mod  # type: ignore[attr-defined]
+            return self._train_step(batch, eager), eager
 
     def _preview(self) -> None:
         make_preview = getattr(self.task, "make_preview", None)
@@ -438,6 +457,7 @@ class Trainer:
                         "precision": "bf16" if uses_bf16(self.device, cfg.bf16) else "fp32",
                         "total_steps": cfg.total_steps, "task": getattr(self.task, "describe", lambda: "")()})
         model = self._wrap()
+        untried_compile = cfg.compile
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not (main and cfg.progress),
                    unit="step", dynamic_ncols=True)
         interval, t0 = _Interval(), time.time()
@@ -448,7 +468,13 @@ class Trainer:
                 if batch is None:
                     raise AmbientError(f"the task's data ran out at step {self.step} of {cfg.total_steps}")
                 try:
-                    stats, grad_norm = self._train_step(batch, model)
+                    if untried_compile:
+                        untried_compile = False
+                        (stats, grad_norm), model = self._first_compiled_step(batch, model)
+                        if not hasattr(model, "_orig_mod"):
+                            logger.log({"step": self.step, "event": "compile-fallback"})
+                    else:
+                        stats, grad_norm = self._train_step(batch, model)
                 except NonFiniteError as err:
                     logger.log({"step": self.step, "event": "error", "error": str(err)})
                     raise
