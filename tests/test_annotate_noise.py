@@ -230,3 +230,67 @@ def test_a_model_that_is_not_a_noise_classifier_is_refused(tmp_path: Path) -> No
         noise.annotate_dataset(tmp_path / "den", load_dataset(tmp_path / "d"), tmp_path / "a.jsonl",
                                noise.NoiseAnnotationConfig(**FAST), progress=False)
     assert not (tmp_path / "a.jsonl").exists()
+
+
+def _levels_off(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """The stand-in classifier rescaled to level off at 0.39 instead of 0.6: below the paper's tau."""
+    return stand_in(x, sigma) * (0.39 / 0.6)
+
+
+def test_relative_rule_recovers_a_classifier_that_levels_off_below_tau() -> None:
+    images, ids = _images(12), np.arange(12)
+    paper = noise.NoiseAnnotationConfig(**FAST)
+    never, _ = noise.annotate_images(_levels_off, images, ids, paper)
+    assert np.all(never == paper.grid().max())  # the paper's rule: no image ever crosses 0.45
+    plateau = noise.classifier_plateau(_levels_off, images, ids, paper)
+    assert 0.3 < plateau <= 0.39  # the level its curves reach at the grid top (not all saturate there)
+    relative = noise.relative_config(noise.NoiseAnnotationConfig(**FAST, threshold_rule="relative"), plateau)
+    assert relative.tau == pytest.approx(plateau - 0.05)
+    got, _ = noise.annotate_images(_levels_off, images, ids, relative)
+    assert np.all(got < paper.grid().max())
+    # the EMA is linear, so the dense rule at tau_eff on 0.65 p is the dense rule at tau_eff / 0.65 on p
+    dense = noise.NoiseAnnotationConfig(**{**DENSE, "tau": relative.tau})
+    same = noise.NoiseAnnotationConfig(**{**DENSE, "tau": relative.tau * 0.6 / 0.39})
+    np.testing.assert_array_equal(noise.annotate_images(_levels_off, images, ids, dense)[0],
+                                  noise.annotate_images(stand_in, images, ids, same)[0])
+
+
+def test_relative_rule_refuses_a_threshold_outside_0_1_and_unknown_rules() -> None:
+    with pytest.raises(AmbientError, match="not usable"):
+        noise.relative_config(noise.NoiseAnnotationConfig(threshold_rule="relative"), 0.02)
+    with pytest.raises(AmbientError, match="--threshold-rule"):
+        noise.NoiseAnnotationConfig(threshold_rule="median")
+
+
+def _constant_classifier(folder: Path, p_clean: float) -> None:
+    from ambient_omni.networks.registry import build_network
+    from ambient_omni.training.checkpoint import save_model
+
+    net = {"kind": "classifier", "in_channels": 1, "model_channels": 8, "channel_mult": [1], "num_blocks": 1}
+    model = build_network(net)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+        model.head.bias.fill_(math.log(p_clean / (1 - p_clean)))
+    save_model(folder, model, {"kind": "classifier", "network": net})
+
+
+def test_images_that_never_cross_are_reported_and_the_relative_rule_records_its_plateau(tmp_path: Path) -> None:
+    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+
+    _constant_classifier(tmp_path / "clf", 0.39)
+    provenance = ["clean", "corrupted:x", "corrupted:x", "corrupted:x"]
+    codes = np.random.default_rng(0).integers(0, 256, (4, 1, 8, 8), dtype=np.uint8)
+    write_dataset(tmp_path / "d", MixedData(codes, np.zeros(4, dtype=np.int64), ["t"] * 4, np.arange(4), provenance, 0))
+    data = load_dataset(tmp_path / "d")
+    with pytest.warns(UserWarning, match=r"100% of the annotated images never .* --threshold-rule relative"):
+        table = noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", noise.NoiseAnnotationConfig(**FAST),
+                                       progress=False)
+    assert np.all(table.sigma_min[1:] == noise.NoiseAnnotationConfig(**FAST).grid().max())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant P(clean): every image is at the floor under the relative rule
+        table = noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "b.jsonl",
+                                       noise.NoiseAnnotationConfig(**FAST, threshold_rule="relative"), progress=False)
+    made = read_annotations(tmp_path / "b.jsonl").created_by
+    assert made["rule"] == "classifier-fast" and made["plateau"] == pytest.approx(0.39, abs=1e-4)
+    assert made["tau"] == pytest.approx(0.34, abs=1e-4) and np.all(table.sigma_min[1:] < 1)

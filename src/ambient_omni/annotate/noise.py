@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,20 @@ classifier that cannot tell it from clean images at ANY noise level has failed o
 (docs/RESULTS.md section 6)."""
 
 
+RULES = ("paper", "relative")
+"""How the threshold is set (``NoiseAnnotationConfig.threshold_rule``). ``paper``: sigma_min = the first grid sigma where the smoothed P(clean) exceeds
+``tau`` (0.45 = 0.5 - 0.05: a balanced classifier's P(clean) tends to 0.5 where noise hides the corruption).
+``relative``: the same first crossing of ``tau_eff = plateau - (0.5 - tau)``, where ``plateau`` is the
+classifier's own high-noise level, the median over (up to 256 of) the annotated images of their
+draw-averaged P(clean) at the grid's largest ``PLATEAU_POINTS`` sigmas (:func:`classifier_plateau`). A
+classifier whose P(clean) levels off below tau (e.g. 0.39, seen for blur 1.2 with 42 clean images) leaves
+most images never crossing under the paper's rule, so unusable at every level; the relative rule keeps the
+paper's 0.05 margin below wherever the classifier actually levels off, and equals the paper's rule when the
+plateau is 0.5."""
+PLATEAU_POINTS = 16
+PLATEAU_IMAGES = 256
+
+
 @dataclass(frozen=True)
 class NoiseAnnotationConfig:
     """Settings of one annotation run (all of them change the result; stored with the parts).
@@ -68,10 +82,13 @@ class NoiseAnnotationConfig:
     margin: float = curves.FastPlan.margin
     annotate_clean: bool = False
     at_floor: str = "keep"
+    threshold_rule: str = "paper"
 
     def __post_init__(self) -> None:
         if self.method not in ("dense", "fast"):
             raise AmbientError(f"--method must be dense or fast, got {self.method!r}")
+        if self.threshold_rule not in RULES:
+            raise AmbientError(f"--threshold-rule must be one of {', '.join(RULES)}, got {self.threshold_rule!r}")
         if self.at_floor not in AT_FLOOR:
             raise AmbientError(f"--at-floor must be one of {', '.join(AT_FLOOR)}, got {self.at_floor!r}")
         if not 0.0 < self.tau < 1.0 or self.draws < 1 or not self.span >= 1:  # NaN fails >=
@@ -105,6 +122,27 @@ def classifier_prob_fn(model: torch.nn.Module, device: torch.device, bf16: bool 
 
     prob.warm_up = forward.warm_up  # type: ignore[attr-defined]
     return prob
+
+
+def classifier_plateau(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: NoiseAnnotationConfig,
+                       batch_size: int = 2048) -> float:
+    """The classifier's high-noise level (:data:`RULES`): median over up to ``PLATEAU_IMAGES`` of the images
+    (an evenly spaced subset, in id order) of the draw-averaged P(clean) over the grid's largest
+    ``PLATEAU_POINTS`` sigmas, with the annotation's own noise draws."""
+    pick = np.unique(np.linspace(0, len(ids) - 1, min(len(ids), PLATEAU_IMAGES)).round().astype(np.int64))
+    top = np.arange(cfg.grid_size - min(PLATEAU_POINTS, cfg.grid_size), cfg.grid_size)
+    values = measure(prob, images[torch.as_tensor(pick)], ids[pick], [top] * len(pick), cfg.grid(), cfg, batch_size)
+    return float(np.median([v.mean() for v in values]))
+
+
+def relative_config(cfg: NoiseAnnotationConfig, plateau: float) -> NoiseAnnotationConfig:
+    """``cfg`` with ``tau`` replaced by ``plateau - (0.5 - tau)`` (the relative rule; :data:`RULES`)."""
+    tau = plateau - (0.5 - cfg.tau)
+    if not 0.0 < tau < 1.0:
+        raise AmbientError(f"relative rule: the classifier's high-noise P(clean) is {plateau:.3f}, so the threshold "
+                           f"{plateau:.3f} - {0.5 - cfg.tau:.3f} = {tau:.3f} is outside (0, 1): the classifier is "
+                           "not usable for annotation")
+    return replace(cfg, tau=float(tau))
 
 
 def point_noise(seed: int, image_id: int, points: np.ndarray, draws: int, shape: Sequence[int]) -> torch.Tensor:
@@ -239,7 +277,8 @@ def run_chunks(prob: ProbFn, images: torch.Tensor, provenance: Sequence[str], cf
     folder = parts_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        _check_settings(folder, {**settings, **asdict(cfg), "chunk": chunk, "n": len(provenance)})
+        recorded = {k: v for k, v in asdict(cfg).items() if not (k == "threshold_rule" and v == "paper")}
+        _check_settings(folder, {**settings, **recorded, "chunk": chunk, "n": len(provenance)})  # as before the rules
     todo_ids = targets(provenance, cfg.annotate_clean)
     chunks = [c for c in range(math.ceil(len(todo_ids) / chunk)) if c % world_size == rank
               and not (folder / f"chunk-{c:06d}.json").exists()]
@@ -286,6 +325,23 @@ def merge_parts(out: str | os.PathLike, provenance: Sequence[str], cfg: NoiseAnn
     )
 
 
+def _warn_never_crossed(out: str | os.PathLike, table: AnnotationTable, provenance: Sequence[str],
+                        cfg: NoiseAnnotationConfig) -> None:
+    """Warn when many annotated images never crossed the threshold (sigma_min = the grid's top: used only
+    above it, i.e. almost never), naming the relative rule when the paper's rule was used."""
+    annotated = targets(provenance, cfg.annotate_clean)
+    if not len(annotated):
+        return
+    values, top = table.sigma_min[annotated], cfg.grid().max()
+    share = float(np.mean(np.isfinite(values) & (values >= top * (1 - 1e-9))))  # inf: excluded, not uncrossed
+    if share > FLOOR_WARNING_SHARE:
+        hint = (" If the classifier's P(clean) levels off below tau at high noise, --threshold-rule relative "
+                "sets the threshold from its own high-noise level." if cfg.threshold_rule == "paper" else "")
+        warnings.warn(f"{out}: {share:.0%} of the annotated images never had their smoothed P(clean) cross "
+                      f"tau = {cfg.tau:.3g} on the grid (sigma_min = its largest sigma, {top:.3g}), "
+                      f"so they train almost no noise level.{hint}", stacklevel=3)
+
+
 def training_lognormal(classifier: str | os.PathLike) -> tuple[float, float]:
     """``(p_mean, p_std)`` of the log-normal the classifier at ``classifier`` (run or model folder) was
     trained on; the annotation grid should be drawn from it (the classifier's P(clean) outside its training
@@ -329,13 +385,22 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
     if bf16 or compile:  # the float32 eager path keeps the settings earlier parts were written with
         settings["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
+    plateau = None
+    if cfg.threshold_rule == "relative":  # every rank measures the same plateau (same images, same draws)
+        ids = targets(data.provenance, cfg.annotate_clean)
+        plateau = classifier_plateau(prob, data.images[torch.as_tensor(ids)], ids, cfg, batch_size)
+        cfg = relative_config(cfg, plateau)
+        settings["plateau"] = plateau
     run_chunks(prob, data.images, data.provenance, cfg, out, settings, chunk, rank, world_size, batch_size, progress)
     if world_size > 1:
         barrier()
     if rank != 0:
         return None
     table = merge_parts(out, data.provenance, cfg, str(folder), data.sha256, chunk)
+    if plateau is not None:
+        table.created_by["plateau"] = plateau
     write_annotations(out, table)
+    _warn_never_crossed(out, table, data.provenance, cfg)
     floor = sum(bool(e.get("at_floor")) for e in table.extra)
     clean = sum(p == "clean" for p in data.provenance)
     annotated = len(targets(data.provenance, cfg.annotate_clean))
@@ -358,6 +423,8 @@ def write_pictures(out: str | os.PathLike, classifier: str | os.PathLike, data: 
     from ambient_omni.training.checkpoint import load_model, model_folder
 
     stem = str(Path(out).with_suffix(""))
+    if cfg.threshold_rule == "relative" and "plateau" in table.created_by:  # draw the threshold that was used
+        cfg = relative_config(cfg, float(table.created_by["plateau"]))
     done = targets(data.provenance, cfg.annotate_clean)
     written = [Path(f"{stem}-hist.png")]
     plots.plot_histogram(written[0], table.sigma_min[done])

@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("--out", required=True, help="annotation file to write")
     n.add_argument("--method", choices=("fast", "dense"), default="fast")
     n.add_argument("--tau", type=float, default=0.45, help="threshold on smoothed P(clean) (default 0.5 - 0.05)")
+    n.add_argument("--threshold-rule", choices=("paper", "relative"), default="paper",
+                   help="paper: first crossing of --tau; relative: first crossing of the classifier's own "
+                        "high-noise P(clean) minus (0.5 - tau), for a classifier that levels off below tau "
+                        "(docs/ANNOTATIONS.md)")
     n.add_argument("--span", type=float, default=32, help="EMA span along the grid, alpha = 2/(span+1) (default 32)")
     n.add_argument("--grid-size", type=int, default=2048, help="sigmas in the log-normal grid (default 2048)")
     n.add_argument("--draws", type=int, default=4, help="noise draws per sigma (default 4)")
@@ -125,7 +129,8 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
     p_mean, p_std = training_lognormal(args.classifier)
     p_mean = p_mean if args.p_mean is None else args.p_mean
     p_std = p_std if args.p_std is None else args.p_std
-    return NoiseAnnotationConfig(method=method, tau=args.tau, span=args.span, grid_size=args.grid_size,
+    return NoiseAnnotationConfig(method=method, tau=args.tau, threshold_rule=args.threshold_rule,
+                                 span=args.span, grid_size=args.grid_size,
                                  draws=args.draws, p_mean=p_mean, p_std=p_std, seed=args.seed,
                                  stride=args.stride, window=args.window, back=args.back,
                                  max_points=args.max_points, margin=args.margin,

@@ -33,7 +33,7 @@ DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr":
 DEFAULT_CLASSIFIER = {"preset": "fmnist-classifier", "images": 100_000, "batch": 64, "lr": 1e-3,
                       "annotate_method": "fast", "tau": 0.45}
 ANNOTATION_KEYS = ("span", "grid_size", "draws", "stride", "window", "back", "max_points", "margin", "seed",
-                   "at_floor")
+                   "at_floor", "threshold_rule")
 DEFAULT_CROPS = {"seed": 0, "crop_sizes": None, "sigmas": list(DEFAULT_SIGMAS), "locality_images": 256, "patch": 2,
                  "tol": 1e-3, "preset": "fmnist-classifier", "network": {}, "images": 50_000, "batch": 64, "lr": 2e-3,
                  "lr_rampup": 2000, "ema_halflife": 2000, "checkpoint_every": 500, "sigma": 0.05, "threshold": 0.25}
