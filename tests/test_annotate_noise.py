@@ -294,3 +294,19 @@ def test_images_that_never_cross_are_reported_and_the_relative_rule_records_its_
     made = read_annotations(tmp_path / "b.jsonl").created_by
     assert made["rule"] == "classifier-fast" and made["plateau"] == pytest.approx(0.39, abs=1e-4)
     assert made["tau"] == pytest.approx(0.34, abs=1e-4) and np.all(table.sigma_min[1:] < 1)
+
+
+def test_parts_of_a_classifier_trained_further_in_the_same_folder_are_not_reused(tmp_path: Path) -> None:
+    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+
+    provenance = ["clean", "corrupted:x", "corrupted:x"]
+    codes = np.random.default_rng(0).integers(0, 256, (3, 1, 8, 8), dtype=np.uint8)
+    write_dataset(tmp_path / "d", MixedData(codes, np.zeros(3, dtype=np.int64), ["t"] * 3, np.arange(3), provenance, 0))
+    data, cfg = load_dataset(tmp_path / "d"), noise.NoiseAnnotationConfig(**FAST)
+    _constant_classifier(tmp_path / "clf", 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", cfg, progress=False)
+    _constant_classifier(tmp_path / "clf", 0.7)  # the same folder now holds other weights
+    with pytest.raises(AmbientError, match="different settings"):
+        noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", cfg, progress=False)

@@ -379,10 +379,13 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     from ambient_omni.training.distributed import barrier
 
     folder = model_folder(classifier)
-    require_noise_classifier(read_model_config(folder), str(folder))
+    model_config = read_model_config(folder)
+    require_noise_classifier(model_config, str(folder))
     device = device or torch.device("cpu")
     prob = classifier_prob_fn(load_model(folder), device, bf16=bf16, compile=compile)
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
+    if model_config.get("sha256"):  # parts are keyed on the weights, not only the folder's name
+        settings["classifier_sha256"] = model_config["sha256"]
     if bf16 or compile:  # the float32 eager path keeps the settings earlier parts were written with
         settings["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
     plateau = None
