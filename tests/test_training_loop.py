@@ -379,3 +379,19 @@ def test_compile_option_trains_the_same_weights_or_falls_back(tmp_path: Path, mo
         compiled = train(tmp_path / "compiled", steps=6, compile=True)
         assert made[0].calls == 6
     assert_same(eager, compiled)  # checkpoints and the model folder hold the plain module's weights
+
+
+def test_a_second_trainer_on_a_locked_run_folder_is_an_error(tmp_path: Path) -> None:
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "a+") as other:  # another process's trainer holds the folder
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other.write("4242\n")
+        other.flush()
+        with pytest.raises(AmbientError, match=r"in use by process 4242"):
+            train(run, steps=2)
+        assert not (run / "checkpoints").exists() and not (run / "log.jsonl").exists()
+    train(run, steps=2)  # released: the folder trains normally
+    assert (run / "model" / "model.safetensors").is_file()

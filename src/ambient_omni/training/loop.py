@@ -34,7 +34,7 @@ from torch import nn
 from ambient_omni import seeding
 from ambient_omni.device import autocast, uses_bf16
 from ambient_omni.errors import AmbientError
-from ambient_omni.files import read_json, write_json
+from ambient_omni.files import exclusive_lock, read_json, write_json
 from ambient_omni.training import checkpoint as ckpt
 from ambient_omni.training.distributed import (
     DistInfo,
@@ -444,7 +444,14 @@ class Trainer:
         return interval > 0 and self.step % interval == 0
 
     def run(self) -> Path:
-        """Train to ``config.total_steps`` (resuming if allowed) and return the final model folder."""
+        """Train to ``config.total_steps`` (resuming if allowed) and return the final model folder. The run
+        folder is locked meanwhile (rank 0): a second trainer on the same folder is an error, not a mix."""
+        lock = exclusive_lock(self.run_dir / ".lock", f"run folder {self.run_dir}") if self.dist.is_main \
+            else contextlib.nullcontext()
+        with lock:
+            return self._run()
+
+    def _run(self) -> Path:
         from tqdm.auto import tqdm
 
         cfg, main = self.config, self.dist.is_main
