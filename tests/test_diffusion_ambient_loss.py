@@ -288,3 +288,17 @@ def test_vectors_b_by_d_match_the_image_layout_per_sample() -> None:
     target = ambient_target(x_t2, x_tn2, st, stn)
     assert target.shape == (3, 6)
     torch.testing.assert_close(target, ambient_target(x_t2[:, None, None], x_tn2[:, None, None], st, stn).reshape(3, 6))
+
+
+def test_images_that_already_carry_their_noise_are_not_noised_twice() -> None:
+    net = EDMPrecond(TinyBackbone(), sigma_data=0.5)
+    batch = make_batch([0.9, 2.0, 5.0, 0.3], [0.5, 1.0, 0.0, 0.2])
+    clean_loss = AmbientLoss(noise_seed=3)(net, batch, generator=torch.Generator().manual_seed(9))
+    # the observation a user would hold: y + sigma_tn z with the same per-sample noise the loss would add
+    z = fixed_noise(batch["id"], (2, 4, 4), 3)
+    observed = {**batch, "image": batch["image"] + batch["sigma_tn"].reshape(-1, 1, 1, 1) * z}
+    given = AmbientLoss(noise_seed=3, images_carry_noise=True)(net, observed, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(given, clean_loss)
+    twice = AmbientLoss(noise_seed=3)(net, observed, generator=torch.Generator().manual_seed(9))
+    assert not torch.allclose(twice[:2], clean_loss[:2])  # the default adds sigma_tn z again
+    assert torch.equal(twice[2], given[2])  # sigma_tn = 0: nothing is added either way

@@ -103,6 +103,10 @@ class AmbientLoss:
         edm_weighting: multiply by ``lambda(sigma_t)`` (True) or by 1.
         variance_weight: also multiply by ``1 / r = a / (1 + sigma_tn^2 / sigma_data^2)`` (module doc).
         noise_seed: seed of the fixed per-sample noise (use the dataset seed).
+        images_carry_noise: ``batch["image"]`` already IS the noisy observation ``x_tn`` at level
+            ``sigma_tn`` (data observed with Gaussian noise of known std, the paper's Table 7 setting), so no
+            fixed noise is added: ``x_tn = image``. Default False: ``image`` is the (corrupted but noise-free)
+            ``y`` and the loss adds ``sigma_tn z_i`` itself, as for blurred or JPEG images.
     """
 
     sigma_data: float = 0.5
@@ -111,6 +115,7 @@ class AmbientLoss:
     edm_weighting: bool = True
     variance_weight: bool = False
     noise_seed: int = 0
+    images_carry_noise: bool = False
 
     def __post_init__(self) -> None:
         buffer_factor(self.buffer_s)  # validates buffer_s
@@ -167,7 +172,8 @@ class AmbientLoss:
         """
         y = batch["image"]
         self.check_sigmas(batch["sigma_t"], batch["sigma_tn"], batch["id"])
-        z = self._fixed_noise_where_needed(batch["id"], batch["sigma_tn"].detach().cpu(), y)
+        z = (torch.zeros_like(y) if self.images_carry_noise
+             else self._fixed_noise_where_needed(batch["id"], batch["sigma_tn"].detach().cpu(), y))
         sigma_t = batch["sigma_t"].to(device=y.device, dtype=y.dtype)
         sigma_tn = batch["sigma_tn"].to(device=y.device, dtype=y.dtype)
         eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
