@@ -69,3 +69,21 @@ def test_hit_equals_fresh_computation(tmp_path):
     reference_statistics(_images(3), CountingExtractor(), cache_dir=tmp_path / "b", progress=False)
     hit = reference_statistics(_images(3), CountingExtractor(), cache_dir=tmp_path / "b", progress=False)
     assert np.array_equal(fresh.sigma, hit.sigma)
+
+
+def test_a_rewritten_entry_is_computed_again_with_a_warning(tmp_path):
+    import pytest
+    from safetensors.numpy import load_file, save_file
+
+    first = reference_statistics(_images(0), CountingExtractor(), cache_dir=tmp_path, progress=False)
+    entry = next((tmp_path / "reference-stats").glob("*.safetensors"))
+    arrays = load_file(str(entry))
+    arrays["mu"] = arrays["mu"] + 100.0  # what a rewritten entry did: FD 689 -> 20,053 with no word
+    save_file(arrays, str(entry))
+    ext = CountingExtractor()
+    with pytest.warns(UserWarning, match="do not match the SHA-256"):
+        again = reference_statistics(_images(0), ext, cache_dir=tmp_path, progress=False)
+    assert ext.calls > 0 and np.array_equal(again.mu, first.mu)
+    clean = CountingExtractor()
+    reference_statistics(_images(0), clean, cache_dir=tmp_path, progress=False)
+    assert clean.calls == 0  # the rebuilt entry is trusted again

@@ -70,13 +70,23 @@ def stats_from_features(features: np.ndarray, key: str, keep_features: bool) -> 
     return ReferenceStats(rounded if keep_features else None, mu, sigma, key)
 
 
-def _load(path: Path, meta_path: Path, key: str) -> ReferenceStats:
-    from safetensors.numpy import load_file
+def _load(path: Path, meta_path: Path, key: str) -> ReferenceStats | None:
+    """The cached entry, or ``None`` when its bytes are not the ones its JSON records (a damaged or rewritten
+    entry is computed again, with a warning; entries written before the record existed are recomputed)."""
+    import warnings
+
+    from safetensors.numpy import load
 
     meta = json.loads(meta_path.read_text())
     if meta.get("key") != key:
         raise AmbientError(f"{meta_path}: cache entry has key {meta.get('key')}, expected {key}")
-    arrays = load_file(str(path))
+    blob = path.read_bytes()
+    if meta.get("sha256") != hashlib.sha256(blob).hexdigest():
+        if meta.get("sha256") is not None:
+            warnings.warn(f"{path}: reference statistics do not match the SHA-256 in {meta_path.name}; "
+                          "computing them again", stacklevel=3)
+        return None
+    arrays = load(blob)
     feats = arrays["features"].astype(np.float64) if "features" in arrays else None
     return ReferenceStats(feats, arrays["mu"], arrays["sigma"], key)
 
@@ -97,14 +107,16 @@ def reference_statistics(images: torch.Tensor, extractor: FeatureExtractor,
     path, meta_path = folder / f"{key[:32]}.safetensors", folder / f"{key[:32]}.json"
     if path.exists() and meta_path.exists():
         stats = _load(path, meta_path, key)
-        if stats.features is not None or not keep_features:
+        if stats is not None and (stats.features is not None or not keep_features):
             return stats
     stats = stats_from_features(extractor(images, batch_size=batch_size, progress=progress), key, keep_features)
     arrays = {"mu": stats.mu, "sigma": stats.sigma}
     if stats.features is not None:
         arrays["features"] = stats.features.astype(np.float32)
-    atomic_write_bytes(path, save(arrays))
-    write_json(meta_path, {"key": key, "images_sha256": images_hash, "n": int(images.shape[0]),
+    blob = save(arrays)
+    atomic_write_bytes(path, blob)
+    write_json(meta_path, {"key": key, "sha256": hashlib.sha256(blob).hexdigest(),
+                           "images_sha256": images_hash, "n": int(images.shape[0]),
                            "extractor": settings, "metric": metric_settings or {},
                            "version": FORMAT_VERSION, "has_features": stats.features is not None})
     return stats
