@@ -270,3 +270,30 @@ def test_source_spec_errors(tmp_path: Path, fake_fmnist, monkeypatch) -> None:
     picked = read_source(f"fashion-mnist:train@class={present}")
     assert set(picked.labels.tolist()) == {present}
     assert picked.source_index.tolist() == np.flatnonzero(labels == present).tolist()
+
+
+@pytest.mark.parametrize("mode", [None, "L", "RGB"])
+def test_sixteen_bit_grayscale_keeps_its_range(tmp_path: Path, mode: str | None) -> None:
+    from PIL import Image
+
+    from ambient_omni.data.readers import read_image_folder
+
+    ramp = (np.arange(256, dtype=np.uint32) * 257).reshape(16, 16)  # 0 .. 65535, a full-range gradient
+    Image.fromarray(ramp.astype(np.uint16)).save(tmp_path / "ramp.png")
+    with Image.open(tmp_path / "ramp.png") as image:
+        assert image.mode in ("I;16", "I")  # what Pillow makes of a 16-bit PNG
+    images = read_image_folder(tmp_path, mode=mode)
+    codes = np.round((images.images.numpy() + 1) * 127.5).astype(np.int64)
+    assert codes.shape == (1, 3 if mode == "RGB" else 1, 16, 16)
+    np.testing.assert_array_equal(codes[0, 0].reshape(-1), np.arange(256))  # v * 257 -> v, not 99.5% white
+
+
+def test_dangling_symbolic_links_are_reported(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ambient_omni.data.readers import read_image_folder
+
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "missing.png")
+    with pytest.warns(UserWarning, match="1 dangling symbolic link.*b.png"):
+        assert len(read_image_folder(tmp_path).images) == 1

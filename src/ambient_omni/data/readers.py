@@ -31,6 +31,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
+from typing import Any
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -121,13 +122,29 @@ def read_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 
 # ----------------------------------------------------------------------------- folders and zips
 
+_WIDE_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _wide_to_uint8(image: Any, name: str) -> np.ndarray:
+    """A 16-bit (or 32-bit integer holding 16-bit) grayscale image as uint8 ``(H, W)``:
+    ``u8 = round(v * 255 / 65535)``, the full range kept (Pillow's own ``convert("L")`` clips at 255)."""
+    wide = np.asarray(image).astype(np.int64)
+    if wide.size and (wide.min() < 0 or wide.max() > 65535):
+        raise AmbientError(f"{name}: {image.mode} values outside 0..65535 (min {wide.min()}, max {wide.max()})")
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _decode(data: bytes, name: str, mode: str | None) -> np.ndarray:
-    """Decode one image fully (``.load()``) to uint8 ``(C, H, W)``; Pillow errors name the file."""
+    """Decode one image fully (``.load()``) to uint8 ``(C, H, W)``; Pillow errors name the file. 16-bit
+    grayscale is scaled to 8 bits (:func:`_wide_to_uint8`), also when ``mode`` asks for L or RGB."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
+            if image.mode in _WIDE_GRAY:
+                gray = _wide_to_uint8(image, name)
+                return np.repeat(gray[None], 3, axis=0) if mode == "RGB" else gray[None]
             if mode is not None:
                 image = image.convert(mode)
             elif image.mode not in _MODE_CHANNELS:
@@ -208,6 +225,10 @@ def read_image_folder(path: str | os.PathLike, mode: str | None = None) -> Image
     if not root.is_dir():
         raise AmbientError(f"{root}: not a folder")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    dangling = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_symlink() and not p.exists())
+    if dangling:
+        warnings.warn(f"{root}: skipped {len(dangling)} dangling symbolic link(s) (their target is missing), "
+                      f"e.g. {dangling[0]}", stacklevel=2)
     images = [f for f in files if PurePosixPath(f).suffix.lower() in IMAGE_SUFFIXES]
     _warn_ignored(str(root), sorted(set(files) - set(images)))
     items = [(PurePosixPath(f), (lambda f=f: (root / f).read_bytes())) for f in images]
