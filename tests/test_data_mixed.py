@@ -206,3 +206,17 @@ def test_load_refuses_a_sha256_that_is_not_a_string(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text(json.dumps(info))
     with pytest.raises(AmbientError, match="sha256 of labels.npy must be a hex string"):
         load_dataset(tmp_path)
+
+
+def test_an_empty_dataset_is_not_written(tmp_path) -> None:
+    import numpy as np
+    import pytest
+
+    from ambient_omni.data.mixed import MixedData, write_dataset
+    from ambient_omni.errors import AmbientError
+
+    empty = MixedData(np.zeros((0, 1, 4, 4), dtype=np.uint8), np.zeros(0, dtype=np.int64), [], np.zeros(0, np.int64),
+                      [], 0)
+    with pytest.raises(AmbientError, match="no images to write"):
+        write_dataset(tmp_path / "d", empty)
+    assert not (tmp_path / "d").exists()

@@ -106,3 +106,15 @@ def test_loss_switches_reach_the_ambient_loss_and_the_config(tmp_path: Path) -> 
     assert default.loss_fn.variance_weight is False
     # at its default the later-added setting is left out, so configs of older runs still match (resume)
     assert "variance_weight" not in default.config()["settings"]
+
+
+def test_a_huge_label_is_an_error_not_a_giant_embedding(tmp_path: Path) -> None:
+    from ambient_omni.data.imageset import ImageSet
+    from ambient_omni.data.mixed import from_image_set, write_dataset
+
+    codes = np.zeros((3, 1, 8, 8), dtype=np.uint8)
+    labels = np.array([0, 1, 10**12])
+    write_dataset(tmp_path / "ds", from_image_set(ImageSet.from_uint8(codes, labels=labels), "clean", "x"))
+    with pytest.raises(AmbientError, match=r"largest label is 1000000000000 \(3 distinct"):
+        make_task(tmp_path, conditional=True)
+    make_task(tmp_path)  # unconditional training ignores the labels

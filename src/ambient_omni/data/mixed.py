@@ -295,6 +295,9 @@ def write_dataset(folder: str | os.PathLike, data: MixedData, command: str | Non
     the bytes do not depend on where the folder is) is recorded in dataset.json and README.md.
     """
     folder = Path(folder)
+    if len(data) == 0:
+        raise AmbientError(f"{folder}: no images to write (an empty dataset; check the source, its @class= filter "
+                           "and --n)")
     _prepare_folder(folder, overwrite)
     blobs = {"images.npy": _npy_bytes(data.images), "labels.npy": _npy_bytes(data.labels.astype(np.int64)),
              "manifest.jsonl": _manifest_bytes(data)}

@@ -29,6 +29,11 @@ _NOT_TRAJECTORY = ("data", "annotations", "workers", "preview_n", "preview_steps
 _ADDED_LATER = {"variance_weight": False}
 
 
+MAX_CLASSES = 100_000
+"""The most classes ``--cond`` accepts: the label embedding has one row per class, so a stray label of
+10^12 must be an error, not a 128 TB allocation."""
+
+
 @dataclass
 class DenoiserSettings:
     """Everything that defines a denoiser training task (besides the optimizer, see ``TrainConfig``).
@@ -90,6 +95,10 @@ class DenoiserTask:
         if s.conditional:
             if self.num_classes <= 0:
                 raise AmbientError(f"{s.data}: --cond needs class labels, but every label is -1")
+            used = int(torch.unique(self.dataset.labels[self.dataset.labels >= 0]).numel())
+            if self.num_classes > MAX_CLASSES:
+                raise AmbientError(f"{s.data}: --cond: the largest label is {self.num_classes - 1} ({used} distinct "
+                                   f"labels); labels must be class numbers 0..{MAX_CLASSES - 1} (relabel them 0..K-1)")
             overrides.update(label_dim=self.num_classes, label_dropout=s.label_dropout)
         self.network = preset_config(s.preset, **overrides)
         if self.network.get("kind") != "denoiser":
