@@ -1,6 +1,7 @@
 """Readers: IDX, image folders, zips, arrays, scikit-image crops, source specs, bad input."""
 
 import gzip
+import warnings
 import struct
 import zipfile
 from pathlib import Path
@@ -297,3 +298,18 @@ def test_dangling_symbolic_links_are_reported(tmp_path: Path) -> None:
     (tmp_path / "b.png").symlink_to(tmp_path / "missing.png")
     with pytest.warns(UserWarning, match="1 dangling symbolic link.*b.png"):
         assert len(read_image_folder(tmp_path).images) == 1
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    from ambient_omni.data.readers import read_zip
+
+    big = tmp_path / "big.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.new("L", (10_000, 10_000)).save(big, optimize=True)  # compresses to a few kB
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(big, "big.png")
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(AmbientError, match=r"10000x10000 pixels is more than"):
+        read_zip(archive)

@@ -122,6 +122,10 @@ def read_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 
 # ----------------------------------------------------------------------------- folders and zips
 
+MAX_PIXELS = 8192 * 8192
+"""Largest image (width x height) the folder and zip readers decode: a few hundred bytes of PNG can claim
+10,000 x 10,000 pixels and take 1.5 GB once decoded."""
+
 _WIDE_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
@@ -140,7 +144,13 @@ def _decode(data: bytes, name: str, mode: str | None) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # our own limit below replaces Pillow's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            if image.width * image.height > MAX_PIXELS:  # checked from the header, before decoding
+                raise AmbientError(f"{name}: {image.width}x{image.height} pixels is more than this reader's limit "
+                                   f"of {MAX_PIXELS:,} ({len(data):,} bytes on disk); downscale the image first")
             image.load()
             if image.mode in _WIDE_GRAY:
                 gray = _wide_to_uint8(image, name)
