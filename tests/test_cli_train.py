@@ -84,3 +84,19 @@ def test_out_naming_a_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Ca
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "afile"), "--steps", "1", *TINY]) == 2
     err = capsys.readouterr().err
     assert "afile: exists and is not a folder" in err and err.count("\n") == 1
+
+
+def test_resume_on_another_annotation_file_of_the_same_name_is_refused(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    data, run = write_tiny_dataset(tmp_path / "ds", corrupted=16), tmp_path / "run"
+    ann = tmp_path / "ann.jsonl"
+    assert main(["annotate", "fixed", "--data", str(data), "--sigma-min", "1.5", "--out", str(ann)]) == 0
+    args = ["train", "--data", str(data), "--annotations", str(ann), "--out", str(run), "--checkpoint-every", "2",
+            *TINY]
+    assert main([*args, "--steps", "2"]) == 0
+    ann.unlink()  # the same name and counts, other sigma_min: what a resume used to accept
+    assert main(["annotate", "fixed", "--data", str(data), "--sigma-min", "3.0", "--out", str(ann)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "contents of annotations" in err and len(err.strip().splitlines()) == 1

@@ -266,6 +266,7 @@ class Trainer:
         tensors, opt_meta = self._state_tensors()
         if self.dist.is_main:
             meta = {"images_seen": self.step * self.config.batch_size, "world_size": self.dist.world_size,
+                    "inputs": self._input_hashes(),
                     "train_config": self.config.to_json(), "task_config": self.task.config(),
                     "optimizer": opt_meta}
             ckpt.save_checkpoint(self.run_dir, self.step, tensors, meta)
@@ -295,7 +296,16 @@ class Trainer:
         diffs = [k for k in _TRAJECTORY_KEYS if saved.get(k) != now.get(k)]
         if meta["task_config"] != task_config:
             diffs.append("task/data/network settings")
+        inputs = self._input_hashes()  # checkpoints from before the record carry none: nothing to compare
+        changed = [k for k in meta.get("inputs", {}) if meta["inputs"][k] != inputs.get(k)]
+        if changed:
+            diffs.append(f"contents of {', '.join(changed)} (a file of the same name now holds other data)")
         return diffs
+
+    def _input_hashes(self) -> dict[str, str]:
+        """The task's ``input_hashes()`` (content hashes of input files its config names only by name, e.g.
+        the annotation file), recorded in every checkpoint; ``{}`` for a task without the method."""
+        return dict(getattr(self.task, "input_hashes", dict)())
 
     def _check_compatible(self, meta: dict[str, Any]) -> None:
         diffs = self._trajectory_differences(meta, self._task_config_json())

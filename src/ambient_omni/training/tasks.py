@@ -9,6 +9,7 @@ takes its ``B / W`` of them; ``AmbientBatchDataset`` attaches the images, so eac
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,6 +136,13 @@ class DenoiserTask:
     def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         """Per-sample ambient loss ``(B,)`` (eps drawn from ``generator``)."""
         return self.loss_fn(model, batch, generator)
+
+    def input_hashes(self) -> dict[str, str]:
+        """SHA-256 of the annotation file's bytes (``{}`` without one): :meth:`config` names the file only, so
+        a resumed run must not continue on another file of the same name and counts."""
+        if not self.settings.annotations:
+            return {}
+        return {"annotations": hashlib.sha256(Path(self.settings.annotations).read_bytes()).hexdigest()}
 
     def config(self) -> dict[str, Any]:
         """Model-folder config: kind, network (rebuildable by ``build_network``) and how it was trained."""
