@@ -151,3 +151,15 @@ def test_run_folder_grids_are_captioned_by_run(tmp_path: Path) -> None:
     (tmp_path / "run" / "samples" / "final" / "grid.png").write_bytes((tmp_path / "sample_out" / "grid.png").read_bytes())
     captions = [item.text for b in collect(tmp_path) if b.kind == "row" for item in b.items]
     assert captions == ["run: final", "sample_out", "run: latest training preview"]
+
+
+def test_a_run_folder_report_shows_the_annotations_it_trained_on(tmp_path: Path) -> None:
+    from _training_helpers import write_tiny_dataset
+
+    data, ann, run = write_tiny_dataset(tmp_path / "ds", corrupted=16), tmp_path / "ann.jsonl", tmp_path / "run"
+    assert main(["annotate", "fixed", "--data", str(data), "--sigma-min", "1.5", "--out", str(ann)]) == 0
+    assert main(["train", "--data", str(data), "--annotations", str(ann), "--out", str(run), "--steps", "2",
+                 "--channels", "8", "--blocks", "1", "--batch", "8", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["inputs"]["annotations"] == str(ann.resolve())
+    page = write_report(run)[0].read_text()  # the annotation file lies outside the run folder
+    assert "Annotations: ann.jsonl" in page

@@ -70,6 +70,22 @@ def _walk(root: Path) -> list[Path]:
     return found
 
 
+def _run_annotation_files(files: list[Path]) -> list[Path]:
+    """The annotation files that run folders among ``files`` trained on (their ``config.json`` records them
+    under ``inputs``) and that lie outside the folder walked, so a run's report shows its annotations."""
+    seen, extra = {f.resolve() for f in files}, []
+    for config in (f for f in files if f.name == "config.json"):
+        try:
+            record = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        path = record.get("inputs", {}).get("annotations") if isinstance(record, dict) else None
+        if isinstance(path, str) and Path(path).is_file() and Path(path).resolve() not in seen:
+            seen.add(Path(path).resolve())
+            extra.append(Path(path))
+    return extra
+
+
 def _is_annotation_file(path: Path) -> bool:
     if path.suffix != ".jsonl" or path.name == "log.jsonl":
         return False
@@ -243,7 +259,7 @@ def _annotation_blocks(root: Path, files: list[Path], buffer_s: float) -> list[B
     methods = annotation_methods(root)
     for path in (f for f in files if _is_annotation_file(f)):
         table = read_annotations(path)
-        rel = str(path.relative_to(root))
+        rel = str(path.relative_to(root)) if path.is_relative_to(root) else path.name  # a run's input file
         used_by = f"{', '.join(methods[path.name])}: " if path.name in methods else ""
         if not _has_noise_ranges(table):
             empty.append(f"{used_by}{rel}")
@@ -277,6 +293,7 @@ def collect(root: str | os.PathLike, buffer_s: float = 4.0) -> list[Block]:
     if not root.is_dir():
         raise AmbientError(f"report: {root} is not a folder")
     files, labels = _walk(root), cell_labels(root)
+    files += _run_annotation_files(files)
     metrics = _metrics_files(files)
     blocks = _verdict_blocks(root, metrics, labels)
     if (root / "results.json").exists():

@@ -386,7 +386,8 @@ class Trainer:
     def _write_run_config(self) -> None:
         path = self.run_dir / "config.json"
         record = {"format": "ambient-omni-run", "version": 1, "train": self.config.to_json(),
-                  "task": self.task.config(), "world_size": self.dist.world_size}
+                  "task": self.task.config(), "world_size": self.dist.world_size,
+                  "inputs": dict(getattr(self.task, "input_paths", dict)())}
         if path.exists():
             record["previous"] = {k: v for k, v in read_json(path).items() if k != "previous"}
         write_json(path, record)

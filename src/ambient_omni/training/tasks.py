@@ -137,6 +137,12 @@ class DenoiserTask:
         """Per-sample ambient loss ``(B,)`` (eps drawn from ``generator``)."""
         return self.loss_fn(model, batch, generator)
 
+    def input_paths(self) -> dict[str, str]:
+        """Where the run's input files are (absolute), for the run folder's ``config.json``: ``ambient report``
+        finds the annotation file there."""
+        return {"data": str(Path(self.settings.data).resolve()),
+                **({"annotations": str(Path(self.settings.annotations).resolve())} if self.settings.annotations else {})}
+
     def input_hashes(self) -> dict[str, str]:
         """SHA-256 of the annotation file's bytes (``{}`` without one): :meth:`config` names the file only, so
         a resumed run must not continue on another file of the same name and counts."""
