@@ -163,3 +163,14 @@ def test_a_run_folder_report_shows_the_annotations_it_trained_on(tmp_path: Path)
     assert json.loads((run / "config.json").read_text())["inputs"]["annotations"] == str(ann.resolve())
     page = write_report(run)[0].read_text()  # the annotation file lies outside the run folder
     assert "Annotations: ann.jsonl" in page
+
+
+def test_a_log_with_fields_of_the_wrong_type_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text('{"step": 0, "event": "start"}\n{"step": 1, "images_seen": 64, "loss_mean": "abc"}\n')
+    with pytest.raises(AmbientError, match=r"log.jsonl:2: images_seen and loss_mean must be numbers"):
+        collect(tmp_path)
+    (run / "log.jsonl").write_text('{"step": 1, "images_seen": 64, "loss_mean": 0.5}\n{"step": 2, "images_see\n')
+    with pytest.raises(AmbientError, match=r"log.jsonl:2: not a JSON record"):
+        collect(tmp_path)

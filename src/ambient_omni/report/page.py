@@ -213,12 +213,31 @@ _AMBIENT_CAPTION = (
     "\"Why the ambient loss runs high\"). Compare methods by the sample metrics above, not by this curve.")
 
 
+def _loss_points(log: Path) -> list[tuple[float, float]]:
+    """``(images seen, mean loss)`` of every training record of ``log``; a line that is not JSON, or a record
+    whose fields are not numbers, is an error naming the file and the line (never a traceback)."""
+    points = []
+    for number, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AmbientError(f"{log}:{number}: not a JSON record") from None
+        if not isinstance(record, dict) or "loss_mean" not in record or "images_seen" not in record:
+            continue
+        values = (record["images_seen"], record["loss_mean"])
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise AmbientError(f"{log}:{number}: images_seen and loss_mean must be numbers, got {values!r}")
+        points.append((float(values[0]), float(values[1])))
+    return points
+
+
 def _loss_curves(root: Path, files: list[Path], labels: dict[Path, str]) -> dict[str, dict[str, Any]]:
     """``{kind: {label: (images seen, loss)}}`` of every run folder, plus ``"ambient"``: ambient run labels."""
     found: dict[str, dict[str, Any]] = {"denoiser": {}, "classifier": {}, "ambient": {}}
     for log in (f for f in files if f.name == "log.jsonl"):
-        records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        points = [(r["images_seen"], r["loss_mean"]) for r in records if "loss_mean" in r and "images_seen" in r]
+        points = _loss_points(log)
         if not points:
             continue
         arr, info, label = np.array(points, dtype=float), run_info(log.parent), label_for(log.parent, root, labels)
