@@ -175,9 +175,11 @@ def test_a_cell_continues_a_run_of_another_bench_folder_only_on_identical_annota
     write_json(other / "cells" / "c" / "result.json", {"code": code})  # the adopted cell's code is carried over
     with pytest.MonkeyPatch.context() as mp:  # a whole cell: its result names what it continued
         mp.setattr(pipeline, "sample_and_evaluate", lambda *args: {})
-        third = tmp_path / "third"
-        result = pipeline.run_cell(cfg, third, third / "cells" / "c", reuse=[other])
+        third, said = tmp_path / "third", []
+        result = pipeline.run_cell(cfg, third, third / "cells" / "c", reuse=[other], log=said.append)
     assert result["paths"]["adopted"] == {"run": source, "step": 12, "code": code}
+    assert [line.split(":")[0].strip() for line in said] == [f"stage {k} of 4" for k in (1, 2, 3, 4)]
+    assert "training the denoiser" in said[2] and "sampling" in said[3]  # what each stage is, in words
     # same file name, other content (e.g. a classifier annotation made with another thread count): not offered
     (other / "annotations" / annotations.name).write_text(annotations.read_text() + "\n", encoding="utf-8")
     assert pipeline.reusable_runs(other, annotations) == []

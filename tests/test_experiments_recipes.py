@@ -88,3 +88,20 @@ def test_overrides_win_over_settings_and_methods(tmp_path: Path) -> None:
     assert {c.config["sigma_min"] for c in fixed} == {2.5}
     with pytest.raises(AmbientError, match="KEY=VALUE"):
         load_recipe(_write(tmp_path, RECIPE), ["train.images"])
+
+
+def test_a_method_description_is_printed_but_not_part_of_the_cell_key(tmp_path) -> None:
+    from ambient_omni.experiments.bench import run_bench
+    from ambient_omni.experiments.recipes import load_recipe
+
+    text = ('name = "r"\nseeds = [0]\n[base]\nn = 4\n[[settings]]\nname = "s"\n'
+            '[[methods]]\nname = "clean-only"\n{}')
+    plain, described = tmp_path / "a.toml", tmp_path / "b.toml"
+    plain.write_text(text.format(""))
+    described.write_text(text.format('description = "the clean images only"\n'))
+    a, b = load_recipe(plain).cells[0], load_recipe(described).cells[0]
+    assert a.key() == b.key() and "description" not in b.config and b.description == "the clean images only"
+    said: list[str] = []
+    run_bench(load_recipe(described), tmp_path / "out", runner=lambda cfg, root, cell: {"metrics": {}, "paths": {}},
+              command="test", log=said.append)
+    assert "[1/1] s__clean-only__seed0: running: the clean images only" in said

@@ -115,7 +115,7 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
         raise AmbientError(f"--reuse: not a benchmark folder (no cells/ inside): {', '.join(missing)}")
     if runner is not None and reuse:
         raise AmbientError("run_bench: 'reuse' applies to the default cell runner only")
-    runner = runner or partial(run_cell, reuse=[Path(d) for d in reuse])
+    runner = runner or partial(run_cell, reuse=[Path(d) for d in reuse], log=log)
     command = command or " ".join(shlex.quote(a) for a in ["ambient", *sys.argv[1:]])
     cells = [c for c in recipe.cells if only is None or fnmatch.fnmatch(c.name, only)]
     if not cells:
@@ -128,7 +128,7 @@ def run_bench(recipe: Recipe, out: str | Path, only: str | None = None, runner: 
         if finished_result(cell, cell_dir) is not None:
             log(f"[{k}/{len(cells)}] {cell.name}: done earlier, kept")
             continue
-        log(f"[{k}/{len(cells)}] {cell.name}: running")
+        log(f"[{k}/{len(cells)}] {cell.name}: running" + (f": {cell.description}" if cell.description else ""))
         claim_cell_dir(cell, cell_dir, out, log)
         start = time.time()
         result = runner(cell.config, out, cell_dir)

@@ -26,9 +26,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     header = f"{'method':<12}" + "".join(f"{title:>{w}}" for (title, _, _), w in zip(cols, widths))
     lines = [header, "-" * len(header)]
     for row in aggregate(cells):
-        lines.append(f"{row['method']:<12}" + "".join(f"{mean_sd(row['values'][t]):>{w}}"
+        lines.append(f"{row['method']:<12}" + "".join(f"{_value(row['values'][t]):>{w}}"
                                                        for (t, _, _), w in zip(cols, widths)))
     return lines
+
+
+def _value(values: list[float]) -> str:
+    """One seed: the number alone; several: ``mean ± sd (n)``."""
+    return f"{values[0]:.3g}" if len(values) == 1 else mean_sd(values)
 
 
 def verdict_lines(results: dict[str, Any], method: str = "ambient-o") -> list[str]:
@@ -46,8 +51,8 @@ def verdict_lines(results: dict[str, Any], method: str = "ambient-o") -> list[st
         a, b = fd[method], fd[baseline]
         lines.append(f"{method} vs {baseline}: {title} {a:.1f} vs {b:.1f}, "
                      f"{'better' if a < b else 'worse'} by {abs(a - b):.1f}")
-    lines.append("(one training seed: a demonstration, not a benchmark; two seeds of the same clean-only model "
-                 "gave FD 63.8 and 96.4, see docs/RESULTS.md section 6)")
+    lines.append("(one training seed: a demonstration, not a benchmark; the per-seed rows of the tables in "
+                 "docs/RESULTS.md show how far FD moves between training seeds of the same setting)")
     return lines
 
 

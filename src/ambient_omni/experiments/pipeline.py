@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -413,7 +413,18 @@ def _with_source_code(adopted: dict[str, Any]) -> dict[str, Any]:
     return {**adopted, "code": code} if code else adopted
 
 
-def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Path] = ()) -> dict[str, Any]:
+_ANNOTATION_STAGES = {
+    "all-data": "none: every image is treated as clean",
+    "clean-only": "the corrupted images are never used (sigma_min = inf)",
+    "fixed": "one sigma_min for every corrupted image",
+    "classifier": "training the noise classifier, then sigma_min per corrupted image (cached once made)",
+    "ood-fixed": "one sigma_max for every out-of-distribution image",
+    "ood-crops": "target-only denoiser, locality map, crop classifiers, then sigma_max per image (cached)",
+}
+
+
+def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Path] = (),
+             log: Callable[[str], None] = print) -> dict[str, Any]:
     """All stages of one cell; returns ``{"metrics", "paths"}``. A ``noise-check`` cell stops at the
     annotations (:mod:`ambient_omni.experiments.noise_sanity`): its metrics are ``{"annotation": ...}``.
     The denoiser may continue a run of ``root`` or of a ``reuse`` folder on its trajectory
@@ -423,11 +434,18 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Pa
 
         return {"metrics": {"annotation": run_noise_check(NoiseCheckConfig.from_cell(cfg), cell_dir)},
                 "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
+    log("  stage 1 of 4: the dataset")
     dataset_dir = make_dataset(cfg, root)
+    log(f"  stage 2 of 4: annotations: {_ANNOTATION_STAGES.get(cfg['method'], cfg['method'])}")
     annotations = make_annotations(cfg, dataset_dir, root)
     run = cell_dir / "run"
     siblings = denoiser_runs(root, run) + [r for other in reuse for r in reusable_runs(Path(other), annotations)]
+    train = {**DEFAULT_TRAIN, **cfg.get("train", {})}
+    log(f"  stage 3 of 4: training the denoiser ({train['preset']}, {train['images']:,} images seen; resumes "
+        "from its checkpoints)")
     model_dir = train_denoiser(cfg, dataset_dir, annotations, run, siblings)
+    ecfg = {**DEFAULT_EVAL, **cfg.get("eval", {})}
+    log(f"  stage 4 of 4: sampling {ecfg['n_samples']:,} images and evaluating them against {ecfg['reference']}")
     metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
     if (annotation := annotation_metrics(cfg, annotations)) is not None:
         metrics["annotation"] = annotation

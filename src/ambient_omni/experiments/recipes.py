@@ -5,7 +5,8 @@ strength); every setting is crossed with every *method* and every training *seed
 one (setting, method, seed) triple and is the unit the benchmark runner executes, caches and
 resumes. Keys of a setting override the base; a method may carry its own overrides too.
 
-Methods (how the annotation file for the training run is made):
+A method's optional ``description`` (plain words, e.g. "the clean images only") is printed when its cells run
+and is not part of the cell's configuration. Methods (how the annotation file for the training run is made):
 
 - ``clean-only``: corrupted images get sigma_min = inf (never used); the clean images train alone.
 - ``all-data``: every image is treated as clean (the naive baseline: no annotation).
@@ -43,6 +44,7 @@ class Cell:
     method: str
     seed: int
     config: dict[str, Any] = field(hash=False, compare=False)
+    description: str = field(default="", hash=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -122,11 +124,12 @@ def _expand(raw: dict[str, Any], path: Path) -> tuple[Cell, ...]:
             kind = method.get("method", mname)
             if kind not in METHODS:
                 raise AmbientError(f"{path}: method {kind!r} unknown (one of {', '.join(METHODS)})")
-            overrides = {k: v for k, v in method.items() if k not in ("name", "method")}
+            overrides = {k: v for k, v in method.items() if k not in ("name", "method", "description")}
             config = _merge(_merge(base, {k: v for k, v in setting.items() if k != "name"}), overrides)
             config["method"] = kind
             for seed in seeds:
-                cells.append(Cell(raw["name"], sname, mname, int(seed), {**config, "seed": int(seed)}))
+                cells.append(Cell(raw["name"], sname, mname, int(seed), {**config, "seed": int(seed)},
+                                  str(method.get("description", ""))))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise AmbientError(f"{path}: two cells share a name; give settings and methods unique names")

@@ -109,7 +109,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, settings: Train
     total = settings.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     model.train()
-    bar = tqdm(total=total, desc="train fmnist-classifier", unit="step", disable=not progress)
+    bar = tqdm(total=total, desc="training the evaluation CNN (fmnist-classifier features; once, then cached)",
+               unit="step", disable=not progress)
     for _ in range(settings.epochs):
         order = torch.randperm(images.shape[0], generator=gen)
         for start in range(0, images.shape[0], settings.batch_size):
