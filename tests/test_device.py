@@ -96,3 +96,35 @@ def test_inference_forward_bf16_runs_the_network_in_bf16_and_returns_float32(mon
     torch.testing.assert_close(out, exact, atol=0.05, rtol=0.05)
     with pytest.raises(AmbientError, match="batch"):
         device.InferenceForward(conv, CPU, batch=0)
+
+
+def test_threads_follow_the_free_cores_unless_an_environment_variable_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AMBIENT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert device.choose_threads(cores=2, load=0.1) == (2, "idle machine")
+    assert device.choose_threads(cores=2, load=1.2) == (1, "load 1.2 on 2 cores")
+    assert device.choose_threads(cores=2, load=7.0)[0] == 1  # never fewer than one
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert device.choose_threads(cores=2, load=5.0) == (2, "OMP_NUM_THREADS")
+    monkeypatch.setenv("AMBIENT_THREADS", "1")
+    assert device.choose_threads(cores=2, load=0.0) == (1, "AMBIENT_THREADS")
+    monkeypatch.setenv("AMBIENT_THREADS", "two")
+    with pytest.raises(AmbientError, match="AMBIENT_THREADS"):
+        device.choose_threads()
+
+
+def test_the_command_line_says_when_a_busy_machine_gets_fewer_threads(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    from ambient_omni.cli.main import main
+
+    monkeypatch.delenv("AMBIENT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (1.6, 1.0, 1.0))
+    threads = torch.get_num_threads()
+    try:
+        main(["annotations", "validate", "/nonexistent.jsonl"])  # any command: the threads are set first
+        assert torch.get_num_threads() == 1
+        assert "load 1.6 on 2 cores: using 1 torch thread(s)" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)

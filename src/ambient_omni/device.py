@@ -128,3 +128,26 @@ class InferenceForward:
                 es = tuple(None if e is None else torch.cat([e, e[-1:].expand(pad, *e.shape[1:])]) for e in es)
             outs.append(self._run(xs, es)[: xs.shape[0] - pad])
         return torch.cat(outs)
+
+
+def choose_threads(cores: int | None = None, load: float | None = None) -> tuple[int, str]:
+    """torch CPU threads for this process and why: ``$AMBIENT_THREADS`` if set; else ``$OMP_NUM_THREADS`` if set
+    (torch reads it itself); else the cores other processes leave free, ``cores - round(load)`` with ``load``
+    the 1-minute load average, at least 1. On a busy 2-core machine two threads stalled (18 against 140 img/s
+    with one, docs/RESULTS.md section 4), on a quiet one they give 1.9x: so use every core only when it is idle."""
+    cores = cores or os.cpu_count() or 1
+    forced = os.environ.get("AMBIENT_THREADS")
+    if forced is not None:
+        if not forced.isdigit() or int(forced) < 1:
+            raise AmbientError(f"AMBIENT_THREADS must be a positive integer, got {forced!r}")
+        return int(forced), "AMBIENT_THREADS"
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"])), "OMP_NUM_THREADS"
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            load = 0.0
+    free = max(1, cores - int(round(load)))
+    reason = "idle machine" if free == cores else f"load {load:.1f} on {cores} cores"
+    return free, reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -39,6 +40,20 @@ def os_error_message(err: OSError) -> str:
     return str(err) if target is None else f"{target}: {err.strerror or err}"
 
 
+def _set_threads(command: str) -> None:
+    """Give torch the threads :func:`~ambient_omni.device.choose_threads` picks; say so when it is fewer than
+    the cores because the machine is busy (commands that set their own, like ``--threads``, override it)."""
+    import torch
+
+    from ambient_omni.device import choose_threads
+
+    threads, reason = choose_threads()
+    torch.set_num_threads(threads)
+    if reason.startswith("load") and threads < (os.cpu_count() or 1):
+        print(f"ambient {command}: {reason}: using {threads} torch thread(s) (AMBIENT_THREADS=N chooses)",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; user errors exit with code 2 and one message."""
     parser = build_parser()
@@ -47,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        _set_threads(args.command)
         return int(args.func(args) or 0)
     except (AmbientError, FileNotFoundError, ValueError) as err:
         print(f"ambient {args.command}: error: {err}", file=sys.stderr)
