@@ -310,3 +310,18 @@ def test_parts_of_a_classifier_trained_further_in_the_same_folder_are_not_reused
     _constant_classifier(tmp_path / "clf", 0.7)  # the same folder now holds other weights
     with pytest.raises(AmbientError, match="different settings"):
         noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", cfg, progress=False)
+
+
+def test_parts_from_before_the_weights_record_are_not_taken_for_these_weights(tmp_path: Path) -> None:
+    from ambient_omni.files import read_json, write_json
+
+    out = tmp_path / "a.jsonl"
+    settings = {"classifier": "stand-in", "classifier_sha256": "ab" * 32}
+    cfg = noise.NoiseAnnotationConfig(**FAST)
+    noise.run_chunks(stand_in, _images(len(PROV)), PROV, cfg, out, settings, chunk=2, progress=False)
+    stored = noise.parts_dir(out) / "settings.json"
+    write_json(stored, {k: v for k, v in read_json(stored).items() if k != "classifier_sha256"})  # an older run's
+    with pytest.raises(AmbientError, match="older version that did not record the classifier's weights"):
+        noise.run_chunks(stand_in, _images(len(PROV)), PROV, cfg, out, settings, chunk=2, progress=False)
+    with pytest.raises(AmbientError, match="no images to annotate"):
+        noise.classifier_plateau(stand_in, _images(0), np.arange(0), cfg)

@@ -58,7 +58,13 @@ def test_inference_forward_pads_to_power_of_two_buckets_and_drops_the_padding(mo
 
     def fake_compile(model: torch.nn.Module, dynamic: bool) -> object:
         assert dynamic is False
-        return lambda x, s: (seen.append(x.shape[0]), model(x, s))[1]
+
+        def run(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            assert x.is_contiguous() and s.is_contiguous()  # the strides real calls have (graphs guard on them)
+            seen.append(x.shape[0])
+            return model(x, s)
+
+        return run
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     forward = device.InferenceForward(_RowSum(), CPU, compile=True, batch=32)
@@ -128,3 +134,8 @@ def test_the_command_line_says_when_a_busy_machine_gets_fewer_threads(monkeypatc
         assert "load 1.6 on 2 cores: using 1 torch thread(s)" in capsys.readouterr().err
     finally:
         torch.set_num_threads(threads)
+
+
+def test_inference_forward_refuses_an_empty_batch() -> None:
+    with pytest.raises(AmbientError, match="no inputs"):
+        device.InferenceForward(_RowSum(), CPU, bf16=False)(torch.zeros(0, 3), torch.zeros(0))

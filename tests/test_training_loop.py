@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ambient_omni.errors import AmbientError
+from ambient_omni.files import read_json
 from ambient_omni.seeding import generator
 from ambient_omni.training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ambient_omni.training.distributed import DistInfo
@@ -395,3 +396,20 @@ def test_a_second_trainer_on_a_locked_run_folder_is_an_error(tmp_path: Path) -> 
         assert not (run / "checkpoints").exists() and not (run / "log.jsonl").exists()
     train(run, steps=2)  # released: the folder trains normally
     assert (run / "model" / "model.safetensors").is_file()
+
+
+def test_resume_keeps_the_precision_and_the_thread_count_of_the_checkpoint(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(tmp_path / "bf16", steps=3, bf16=True)
+        with pytest.raises(AmbientError, match=r"precision \(bf16 in the checkpoint, fp32 now"):
+            train(tmp_path / "bf16", steps=6, bf16=False)
+        torch.set_num_threads(1)
+        train(tmp_path / "bf16", steps=6, bf16=True)  # resumes with the checkpoint's 2 threads
+        assert torch.get_num_threads() == 2
+        assert read_json(find_latest_checkpoint(tmp_path / "bf16").json_path)["threads"] == 2
+    finally:
+        torch.set_num_threads(threads)

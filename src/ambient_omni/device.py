@@ -92,7 +92,14 @@ class InferenceForward:
         self.model = model.to(device).eval()
         self.device, self.batch = device, int(batch)
         self.bf16 = uses_bf16(device, bf16)
-        self.compiled: torch.nn.Module | None = torch.compile(self.model, dynamic=False) if compile else None
+        self.compiled: torch.nn.Module | None = None
+        if compile:
+            import torch._dynamo
+
+            sizes = 1 + max(0, (self.batch - 1).bit_length() - 3)  # padded sizes 8, 16, ..., batch
+            config = torch._dynamo.config  # one graph per size: keep them all instead of falling back to eager
+            config.cache_size_limit = max(config.cache_size_limit, sizes + 2)
+            self.compiled = torch.compile(self.model, dynamic=False)
 
     def _run(self, x: torch.Tensor, extra: tuple[torch.Tensor | None, ...]) -> torch.Tensor:
         with torch.no_grad(), autocast(self.device, enabled=self.bf16):
@@ -109,15 +116,17 @@ class InferenceForward:
     def warm_up(self, x: torch.Tensor, *extra: torch.Tensor | None) -> None:
         """Compile every padded size once, from the first row of example inputs (a no-op when not compiled)."""
         size = 8
-        while self.compiled is not None:
-            self(x[:1].expand(size, *x.shape[1:]), *(None if e is None else e[:1].expand(size, *e.shape[1:])
-                                                      for e in extra))
+        while self.compiled is not None:  # contiguous copies: the compiled graphs are specialised on strides
+            self(x[:1].expand(size, *x.shape[1:]).contiguous(),
+                 *(None if e is None else e[:1].expand(size, *e.shape[1:]).contiguous() for e in extra))
             if size >= self.batch:
                 break
             size = min(2 * size, self.batch)
 
     def __call__(self, x: torch.Tensor, *extra: torch.Tensor | None) -> torch.Tensor:
         n, outs = x.shape[0], []
+        if n == 0:
+            raise AmbientError("InferenceForward: no inputs (a batch of 0 rows)")
         for start in range(0, n, self.batch):
             rows = slice(start, min(start + self.batch, n))
             xs = x[rows].to(self.device)

@@ -110,7 +110,7 @@ class NoiseAnnotationConfig:
 
 
 def classifier_prob_fn(model: torch.nn.Module, device: torch.device, bf16: bool = False, compile: bool = False,
-                       batch: int = 256) -> ProbFn:
+                       batch: int = 2048) -> ProbFn:
     """``sigmoid(model(x, sigma))`` on ``device`` without gradients, returned on the CPU; ``bf16`` / ``compile``
     run it through :class:`~ambient_omni.device.InferenceForward` (``batch`` rows per network call)."""
     from ambient_omni.device import InferenceForward
@@ -129,6 +129,8 @@ def classifier_plateau(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, cfg:
     """The classifier's high-noise level (:data:`RULES`): median over up to ``PLATEAU_IMAGES`` of the images
     (an evenly spaced subset, in id order) of the draw-averaged P(clean) over the grid's largest
     ``PLATEAU_POINTS`` sigmas, with the annotation's own noise draws."""
+    if len(ids) == 0:
+        raise AmbientError("relative rule: there are no images to annotate, so no high-noise level to measure")
     pick = np.unique(np.linspace(0, len(ids) - 1, min(len(ids), PLATEAU_IMAGES)).round().astype(np.int64))
     top = np.arange(cfg.grid_size - min(PLATEAU_POINTS, cfg.grid_size), cfg.grid_size)
     values = measure(prob, images[torch.as_tensor(pick)], ids[pick], [top] * len(pick), cfg.grid(), cfg, batch_size)
@@ -262,6 +264,10 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
         old = read_json(path)
         if old != settings:
             diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            if diff == ["classifier_sha256"] and "classifier_sha256" not in old:
+                raise AmbientError(f"{path}: these unfinished parts were written by an older version that did not "
+                                   "record the classifier's weights, so they may come from other weights; delete "
+                                   f"{folder} to annotate again")
             raise AmbientError(f"{path}: an unfinished annotation with different settings ({', '.join(diff)}) "
                                f"is in the way; delete {folder} or use the same options")
     else:
@@ -386,7 +392,7 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
     if model_config.get("sha256"):  # parts are keyed on the weights, not only the folder's name
         settings["classifier_sha256"] = model_config["sha256"]
-    if bf16 or compile:  # the float32 eager path keeps the settings earlier parts were written with
+    if uses_bf16(device, bf16) or compile:  # the float32 eager path keeps the settings earlier parts were written with
         settings["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
     plateau = None
     if cfg.threshold_rule == "relative":  # every rank measures the same plateau (same images, same draws)

@@ -8,8 +8,8 @@ set of images at 8 fixed, log-spaced sigmas in [0.01, 20] with fixed noise (seed
 (:class:`DDPMppStyleUNet`, written here from the paper's description) on the same batches,
 interleaved step by step, so both see the same machine state; the ratio is what to quote.
 ``--against-fp32`` does the same with today's reference path: the same network, same initial weights,
-float32 and eager, against the training loop's fast path (bf16 autocast where :mod:`ambient_omni.device`
-enables it, foreach Adam). Every network's FLOPs per training image (forward + backward, counted by
+float32 and eager, against the training loop's path (bf16 autocast where :mod:`ambient_omni.device`
+enables it; the same Adam). Every network's FLOPs per training image (forward + backward, counted by
 ``torch.utils.flop_counter``) are printed with the fraction of this machine's measured matrix-product peak
 (a 1024 x 1024 product in the runner's precision, same threads) that its images/s achieve.
 """
@@ -234,7 +234,7 @@ class _Runner:
         self.format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.format)
         self.bf16 = uses_bf16(device, bf16)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, foreach=True if bf16 else None)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)  # as the Trainer builds it
         self.forward: nn.Module = self.net
         self.params = sum(p.numel() for p in net.parameters())
 

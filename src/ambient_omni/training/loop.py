@@ -266,7 +266,8 @@ class Trainer:
         tensors, opt_meta = self._state_tensors()
         if self.dist.is_main:
             meta = {"images_seen": self.step * self.config.batch_size, "world_size": self.dist.world_size,
-                    "inputs": self._input_hashes(),
+                    "inputs": self._input_hashes(), "precision": self._precision(),
+                    "threads": torch.get_num_threads(),
                     "train_config": self.config.to_json(), "task_config": self.task.config(),
                     "optimizer": opt_meta}
             ckpt.save_checkpoint(self.run_dir, self.step, tensors, meta)
@@ -275,6 +276,7 @@ class Trainer:
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self._check_compatible(meta)
+        self._follow_threads(meta)
         self.model.load_state_dict(ckpt.unprefixed("model", tensors))
         self.ema.model.load_state_dict(ckpt.unprefixed("ema", tensors))
         self.optimizer.load_state_dict(ckpt.unflatten_optimizer_state(ckpt.unprefixed("optim", tensors), meta["optimizer"]))
@@ -296,11 +298,27 @@ class Trainer:
         diffs = [k for k in _TRAJECTORY_KEYS if saved.get(k) != now.get(k)]
         if meta["task_config"] != task_config:
             diffs.append("task/data/network settings")
+        if meta.get("precision", self._precision()) != self._precision():  # older checkpoints: not recorded
+            diffs.append(f"precision ({meta['precision']} in the checkpoint, {self._precision()} now; --no-bf16 "
+                         "and AMBIENT_CPU_BF16 choose)")
         inputs = self._input_hashes()  # checkpoints from before the record carry none: nothing to compare
         changed = [k for k in meta.get("inputs", {}) if meta["inputs"][k] != inputs.get(k)]
         if changed:
             diffs.append(f"contents of {', '.join(changed)} (a file of the same name now holds other data)")
         return diffs
+
+    def _precision(self) -> str:
+        """What the loss's forward pass runs in on this device: ``bf16`` or ``fp32``."""
+        return "bf16" if uses_bf16(self.device, self.config.bf16) else "fp32"
+
+    def _follow_threads(self, meta: dict[str, Any]) -> None:
+        """On CPU, resume with the torch thread count the checkpoint was made with: float sums differ
+        between thread counts, so an exact resume needs the same count (older checkpoints: not recorded)."""
+        saved = meta.get("threads")
+        if self.device.type == "cpu" and isinstance(saved, int) and saved != torch.get_num_threads():
+            print(f"{self.run_dir}: resuming with {saved} torch thread(s), as the checkpoint was made "
+                  f"(not {torch.get_num_threads()}), so that the run continues exactly")
+            torch.set_num_threads(saved)
 
     def _input_hashes(self) -> dict[str, str]:
         """The task's ``input_hashes()`` (content hashes of input files its config names only by name, e.g.
@@ -333,14 +351,14 @@ class Trainer:
                 candidates.append(usable[-1])
         best = max(candidates, key=lambda r: r.step, default=None)
         if best is not None and self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)  # the record first: a kill mid-copy leaves no
-            write_json(self.run_dir / ckpt.ADOPTED_RECORD,  # unrecorded adopted checkpoint behind
-                       {"run": str(best.json_path.parent.parent.resolve()), "step": best.step})
-            ckpt.copy_checkpoint(best, self.run_dir)
-            log = best.json_path.parent.parent / "log.jsonl"
-            if log.is_file():
-                shutil.copyfile(log, self.run_dir / "log.jsonl")
-                truncate_log(self.run_dir / "log.jsonl", best.step)
+            with exclusive_lock(self.run_dir / ".lock", f"run folder {self.run_dir}"):
+                write_json(self.run_dir / ckpt.ADOPTED_RECORD,  # the record first: a kill mid-copy leaves
+                           {"run": str(best.json_path.parent.parent.resolve()), "step": best.step})  # it behind
+                ckpt.copy_checkpoint(best, self.run_dir)
+                log = best.json_path.parent.parent / "log.jsonl"
+                if log.is_file():
+                    shutil.copyfile(log, self.run_dir / "log.jsonl")
+                    truncate_log(self.run_dir / "log.jsonl", best.step)
         barrier()
         return best
 
@@ -472,7 +490,7 @@ class Trainer:
             self._write_run_config()
             logger.log({"step": self.step, "event": "resume" if self.step else "start",
                         "world_size": self.dist.world_size, "device": str(self.device),
-                        "precision": "bf16" if uses_bf16(self.device, cfg.bf16) else "fp32",
+                        "precision": self._precision(), "threads": torch.get_num_threads(),
                         "total_steps": cfg.total_steps, "task": getattr(self.task, "describe", lambda: "")()})
         model = self._wrap()
         untried_compile = cfg.compile
