@@ -108,7 +108,7 @@ def test_threads_follow_the_free_cores_unless_an_environment_variable_says(monke
     monkeypatch.delenv("AMBIENT_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert device.choose_threads(cores=2, load=0.1) == (2, "idle machine")
-    assert device.choose_threads(cores=2, load=1.2) == (1, "load 1.2 on 2 cores")
+    assert device.choose_threads(cores=2, load=1.2) == (1, "1.2 of 2 cores busy")
     assert device.choose_threads(cores=2, load=7.0)[0] == 1  # never fewer than one
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert device.choose_threads(cores=2, load=5.0) == (2, "OMP_NUM_THREADS")
@@ -126,12 +126,12 @@ def test_the_command_line_says_when_a_busy_machine_gets_fewer_threads(monkeypatc
     monkeypatch.delenv("AMBIENT_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(device.os, "getloadavg", lambda: (1.6, 1.0, 1.0))
+    monkeypatch.setattr(device, "busy_cores", lambda: 1.6)
     threads = torch.get_num_threads()
     try:
         main(["annotations", "validate", "/nonexistent.jsonl"])  # any command: the threads are set first
         assert torch.get_num_threads() == 1
-        assert "load 1.6 on 2 cores: using 1 torch thread(s)" in capsys.readouterr().err
+        assert "1.6 of 2 cores busy: using 1 torch thread(s)" in capsys.readouterr().err
     finally:
         torch.set_num_threads(threads)
 
@@ -139,3 +139,8 @@ def test_the_command_line_says_when_a_busy_machine_gets_fewer_threads(monkeypatc
 def test_inference_forward_refuses_an_empty_batch() -> None:
     with pytest.raises(AmbientError, match="no inputs"):
         device.InferenceForward(_RowSum(), CPU, bf16=False)(torch.zeros(0, 3), torch.zeros(0))
+
+
+def test_busy_cores_reads_the_present_not_the_last_minute() -> None:
+    busy = device.busy_cores(seconds=0.05)
+    assert busy is None or 0.0 <= busy <= (device.os.cpu_count() or 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -139,11 +140,34 @@ class InferenceForward:
         return torch.cat(outs)
 
 
+def busy_cores(seconds: float = 0.2) -> float | None:
+    """How many cores other processes keep busy now: ``cores * (1 - idle share)`` over ``seconds`` from
+    ``/proc/stat`` (``None`` where it does not exist). Unlike the load average it does not remember a job
+    that finished a minute ago."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = sample()
+    if second is None or second[0] <= first[0]:
+        return None
+    idle = (second[1] - first[1]) / (second[0] - first[0])
+    return (os.cpu_count() or 1) * (1.0 - idle)
+
+
 def choose_threads(cores: int | None = None, load: float | None = None) -> tuple[int, str]:
     """torch CPU threads for this process and why: ``$AMBIENT_THREADS`` if set; else ``$OMP_NUM_THREADS`` if set
     (torch reads it itself); else the cores other processes leave free, ``cores - round(load)`` with ``load``
-    the 1-minute load average, at least 1. On a busy 2-core machine two threads stalled (18 against 140 img/s
-    with one, docs/RESULTS.md section 4), on a quiet one they give 1.9x: so use every core only when it is idle."""
+    the cores busy right now (:func:`busy_cores`; the 1-minute load average where that is unavailable), at
+    least 1. On a busy 2-core machine two threads stalled (104 against 153 img/s with one, docs/RESULTS.md
+    section 4), on a quiet one they give 1.9x: so use every core only when it is idle."""
     cores = cores or os.cpu_count() or 1
     forced = os.environ.get("AMBIENT_THREADS")
     if forced is not None:
@@ -153,10 +177,12 @@ def choose_threads(cores: int | None = None, load: float | None = None) -> tuple
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, int(os.environ["OMP_NUM_THREADS"])), "OMP_NUM_THREADS"
     if load is None:
+        load = busy_cores()
+    if load is None:
         try:
             load = os.getloadavg()[0]
         except OSError:  # not available on this platform
             load = 0.0
     free = max(1, cores - int(round(load)))
-    reason = "idle machine" if free == cores else f"load {load:.1f} on {cores} cores"
+    reason = "idle machine" if free == cores else f"{load:.1f} of {cores} cores busy"
     return free, reason

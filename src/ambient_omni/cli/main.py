@@ -49,7 +49,7 @@ def _set_threads(command: str) -> None:
 
     threads, reason = choose_threads()
     torch.set_num_threads(threads)
-    if reason.startswith("load") and threads < (os.cpu_count() or 1):
+    if "busy" in reason and threads < (os.cpu_count() or 1):
         print(f"ambient {command}: {reason}: using {threads} torch thread(s) (AMBIENT_THREADS=N chooses)",
               file=sys.stderr)
 
