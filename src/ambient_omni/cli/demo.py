@@ -1,4 +1,4 @@
-"""``ambient demo``: the Ambient-o pipeline end to end on Fashion-MNIST (about 17 minutes on 2 CPU cores)."""
+"""``ambient demo``: the Ambient-o pipeline end to end on Fashion-MNIST (about 5 minutes on 2 idle CPU cores)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``ambient demo``: the whole Ambient-o pipeline on Fashion-MNIST in about 17 minutes on 2 CPU cores.
+"""``ambient demo``: the whole Ambient-o pipeline on Fashion-MNIST in about 5 minutes on 2 idle CPU cores.
 
 It runs the ``demo`` recipe (dataset -> noise classifier -> sigma_min annotations -> three denoisers:
 clean only, all data as if clean, Ambient-o with classifier annotations -> samples -> metrics) through
