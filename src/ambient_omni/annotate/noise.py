@@ -232,12 +232,13 @@ def edge_shares(sigma_min: np.ndarray, grid: np.ndarray) -> dict[str, float]:
     """Shares of annotations at the ends of ``grid``: ``at_grid_min`` (P(clean) above tau already at the
     smallest sigma: the image is used at every level, as if clean) and ``never_crossed`` (never above tau:
     the largest sigma, used almost never). Both ends are where a classifier extrapolates beyond most of
-    its training sigmas; a large ``at_grid_min`` share is the unsafe one."""
+    its training sigmas; a large ``at_grid_min`` share is the unsafe one. ``inf`` (left out, e.g. by
+    ``--at-floor exclude``) counts as neither."""
     values = np.asarray(sigma_min, dtype=float)
     if values.size == 0:
         return {"at_grid_min": 0.0, "never_crossed": 0.0}
     return {"at_grid_min": float(np.mean(_at_grid_min(values, grid))),
-            "never_crossed": float(np.mean(values >= grid.max() * (1 - 1e-9)))}
+            "never_crossed": float(np.mean(np.isfinite(values) & (values >= grid.max() * (1 - 1e-9))))}
 
 
 def _at_grid_min(sigma_min: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -338,8 +339,8 @@ def _warn_never_crossed(out: str | os.PathLike, table: AnnotationTable, provenan
     annotated = targets(provenance, cfg.annotate_clean)
     if not len(annotated):
         return
-    values, top = table.sigma_min[annotated], cfg.grid().max()
-    share = float(np.mean(np.isfinite(values) & (values >= top * (1 - 1e-9))))  # inf: excluded, not uncrossed
+    top = cfg.grid().max()
+    share = edge_shares(table.sigma_min[annotated], cfg.grid())["never_crossed"]
     if share > FLOOR_WARNING_SHARE:
         hint = (" If the classifier's P(clean) levels off below tau at high noise, --threshold-rule relative "
                 "sets the threshold from its own high-noise level." if cfg.threshold_rule == "paper" else "")
