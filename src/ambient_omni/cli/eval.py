@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(fashion-mnist:train, folder:PATH, array:PATH)")
     parser.add_argument("--reference", default="fashion-mnist:test", help="reference source (default: %(default)s)")
     parser.add_argument("--features", default="fmnist-classifier,effnet-lite0",
-                        help="comma-separated feature sets: fmnist-classifier, effnet-lite0, inception "
+                        help="comma-separated feature sets: fmnist-classifier, effnet-lite0, inception (FID) "
                         "(default: %(default)s)")
     parser.add_argument("--n-ref", type=int, default=None,
                         help="use a fixed random subset (seed 0) of this many reference images (default: all)")
@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-metrics-file", action="store_true",
                         help="do not write metrics.json next to samples.npz (the file `ambient report` shows)")
     parser.add_argument("--inception-weights", default=None,
-                        help="local FID Inception weights (pt_inception-2015-12-05-6726825d.pth or "
-                        ".safetensors); default $AMBIENT_INCEPTION_WEIGHTS")
+                        help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth or .safetensors); "
+                        "default $AMBIENT_INCEPTION_WEIGHTS, else the file scripts/setup.sh installed "
+                        "(`ambient inception-weights`)")
     parser.add_argument("--cache-dir", default=None, help="cache folder (default $AMBIENT_CACHE or ~/.cache/ambient_omni)")
     parser.add_argument("--device", default=None, help="torch device (default: $AMBIENT_DEVICE, else cuda if present)")
     parser.add_argument("--batch-size", type=int, default=64, help="feature batch size (default: %(default)s)")

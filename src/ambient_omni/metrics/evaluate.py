@@ -149,6 +149,8 @@ def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, 
     feats = feats.astype(np.float32).astype(np.float64)
     out: dict[str, Any] = {"fd": frechet_distance(*feature_statistics(feats), ref.mu, ref.sigma),
                            "settings": extractor.settings()}
+    if name == "inception":  # the standard network: the only distance the project calls FID
+        out["fid"] = out["fd"]
     kid_mean, kid_std = kernel_inception_distance(feats, ref.features, cfg["kid_subsets"],
                                                   cfg["kid_subset_size"], cfg["seed"])
     out.update(kid=kid_mean, kid_std=kid_std)
@@ -220,7 +222,9 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"samples: {result['n_samples']}   reference: {result['reference']} "
              f"({result['n_reference']} images)",
              "metric".ljust(12) + "".join(n.rjust(width) for n in names)]
-    cells = {"FD": lambda m: f"{m['fd']:.2f}", "KID (+- std)": lambda m: f"{m['kid']:.3g} +- {m['kid_std']:.2g}",
+    cells = {"FD": lambda m: f"{m['fd']:.2f}", **({"FID": lambda m: f"{m['fid']:.2f}" if "fid" in m else "-"}
+                                                   if "inception" in names else {}),
+             "KID (+- std)": lambda m: f"{m['kid']:.3g} +- {m['kid_std']:.2g}",
              "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}",
              "P / R balls": lambda m: (f"{m['precision_balls']:.3f} / {m['recall_balls']:.3f}"
                                        if "precision_balls" in m else "-")}

