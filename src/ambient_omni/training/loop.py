@@ -3,7 +3,8 @@
 A task (see :class:`TrainTask`) owns the model, the data and the per-sample loss; the trainer
 owns everything else: Adam with a linear learning-rate warm-up, gradient clipping, EMA, DDP,
 bf16 autocast (CUDA, and CPUs with native bf16: :mod:`ambient_omni.device`), NaN/Inf guard, logging,
-periodic previews, checkpoints and exact resume.
+periodic previews, checkpoints and exact resume (which checkpoint to continue from, and whether it may:
+:mod:`ambient_omni.training.resume`).
 
 Math of one step ``k`` (0-based; ``B`` = global batch, ``W`` = number of processes):
 
@@ -20,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from ambient_omni.device import autocast, uses_bf16
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import exclusive_lock, read_json, write_json
 from ambient_omni.training import checkpoint as ckpt
+from ambient_omni.training import resume
 from ambient_omni.training.distributed import (
     DistInfo,
     all_gather_objects,
@@ -49,9 +49,6 @@ from ambient_omni.training.logging import RunLogger, truncate_log
 
 _PURPOSE_STEP = 1
 _PURPOSE_GLOBAL = 2
-# Settings that change the trajectory: a resumed run must agree with the checkpoint on them.
-_TRAJECTORY_KEYS = ("batch_size", "lr", "lr_rampup_images", "adam_betas", "adam_eps", "grad_clip",
-                    "ema_halflife_images", "ema_rampup_ratio", "ema_decay", "seed")
 
 
 @runtime_checkable
@@ -178,20 +175,6 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _last_logged_step(path: Path) -> int:
-    """The largest ``step`` that a run log records (0 without a log; torn or odd lines are ignored)."""
-    if not path.is_file():
-        return 0
-    steps = [0]
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            step = json.loads(line).get("step", 0)
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        steps.append(step if isinstance(step, int) else 0)
-    return max(steps)
-
-
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -275,8 +258,8 @@ class Trainer:
         barrier()
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self._check_compatible(meta)
-        self._follow_threads(meta)
+        resume.check_compatible(self.run_dir, meta, self._trajectory())
+        resume.follow_threads(self.run_dir, meta, self.device)
         self.model.load_state_dict(ckpt.unprefixed("model", tensors))
         self.ema.model.load_state_dict(ckpt.unprefixed("ema", tensors))
         self.optimizer.load_state_dict(ckpt.unflatten_optimizer_state(ckpt.unprefixed("optim", tensors), meta["optimizer"]))
@@ -287,49 +270,19 @@ class Trainer:
             torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{rank}"], self.device)
         self.step = int(meta["step"])
 
-    def _task_config_json(self) -> Any:
-        """The task config as it reads back from a checkpoint's JSON."""
-        return json.loads(json.dumps(self.task.config()))
-
-    def _trajectory_differences(self, meta: dict[str, Any], task_config: Any) -> list[str]:
-        """What makes the checkpoint ``meta`` lie on another trajectory than this run (empty: the same);
-        ``task_config`` is :meth:`_task_config_json`."""
-        saved, now = meta["train_config"], self.config.to_json()
-        diffs = [k for k in _TRAJECTORY_KEYS if saved.get(k) != now.get(k)]
-        if meta["task_config"] != task_config:
-            diffs.append("task/data/network settings")
-        if meta.get("precision", self._precision()) != self._precision():  # older checkpoints: not recorded
-            diffs.append(f"precision ({meta['precision']} in the checkpoint, {self._precision()} now; --no-bf16 "
-                         "and AMBIENT_CPU_BF16 choose)")
-        inputs = self._input_hashes()  # checkpoints from before the record carry none: nothing to compare
-        changed = [k for k in meta.get("inputs", {}) if meta["inputs"][k] != inputs.get(k)]
-        if changed:
-            diffs.append(f"contents of {', '.join(changed)} (a file of the same name now holds other data)")
-        return diffs
+    def _trajectory(self) -> resume.Trajectory:
+        """What a checkpoint must agree on to continue this run (the task config as it reads back from JSON)."""
+        return resume.Trajectory(self.config.to_json(), json.loads(json.dumps(self.task.config())),
+                                 self._precision(), self._input_hashes())
 
     def _precision(self) -> str:
         """What the loss's forward pass runs in on this device: ``bf16`` or ``fp32``."""
         return "bf16" if uses_bf16(self.device, self.config.bf16) else "fp32"
 
-    def _follow_threads(self, meta: dict[str, Any]) -> None:
-        """On CPU, resume with the torch thread count the checkpoint was made with: float sums differ
-        between thread counts, so an exact resume needs the same count (older checkpoints: not recorded)."""
-        saved = meta.get("threads")
-        if self.device.type == "cpu" and isinstance(saved, int) and saved != torch.get_num_threads():
-            print(f"{self.run_dir}: resuming with {saved} torch thread(s), as the checkpoint was made "
-                  f"(not {torch.get_num_threads()}), so that the run continues exactly")
-            torch.set_num_threads(saved)
-
     def _input_hashes(self) -> dict[str, str]:
         """The task's ``input_hashes()`` (content hashes of input files its config names only by name, e.g.
         the annotation file), recorded in every checkpoint; ``{}`` for a task without the method."""
         return dict(getattr(self.task, "input_hashes", dict)())
-
-    def _check_compatible(self, meta: dict[str, Any]) -> None:
-        diffs = self._trajectory_differences(meta, self._task_config_json())
-        if diffs:
-            raise AmbientError(f"{self.run_dir}: cannot resume, the checkpoint was made with different "
-                               f"{', '.join(diffs)}; use the same settings or a new --out folder")
 
     def adopt_shorter_run(self, others: Iterable[str | Path]) -> ckpt.CheckpointRef | None:
         """Start this run from another run's checkpoint on the same trajectory (call before :meth:`run`).
@@ -344,60 +297,20 @@ class Trainer:
         """
         if self.config.resume == "never" or ckpt.find_latest_checkpoint(self.run_dir) is not None:
             return None
-        task_config, candidates = self._task_config_json(), []
-        for other in others:  # a run's checkpoints share one trajectory: check its newest usable one
-            usable = [r for r in ckpt.list_checkpoints(other) if r.step <= self.config.total_steps]
-            if usable and not self._trajectory_differences(read_json(usable[-1].json_path), task_config):
-                candidates.append(usable[-1])
-        best = max(candidates, key=lambda r: r.step, default=None)
+        best = resume.find_adoptable(others, self.config.total_steps, self._trajectory)
         if best is not None and self.dist.is_main:
-            with exclusive_lock(self.run_dir / ".lock", f"run folder {self.run_dir}"):
-                write_json(self.run_dir / ckpt.ADOPTED_RECORD,  # the record first: a kill mid-copy leaves
-                           {"run": str(best.json_path.parent.parent.resolve()), "step": best.step})  # it behind
-                ckpt.copy_checkpoint(best, self.run_dir)
-                log = best.json_path.parent.parent / "log.jsonl"
-                if log.is_file():
-                    shutil.copyfile(log, self.run_dir / "log.jsonl")
-                    truncate_log(self.run_dir / "log.jsonl", best.step)
+            resume.adopt_checkpoint(best, self.run_dir)
         barrier()
         return best
 
     def _maybe_resume(self) -> None:
-        """Continue from the newest intact checkpoint (``resume`` allowing); stale temporary files of a
-        killed write are removed first. With none to continue from, the folder must hold no trace of an
-        earlier run that starting over would overwrite (:meth:`_refuse_leftovers`)."""
-        if self.dist.is_main:
-            ckpt.remove_stale_temporaries(self.run_dir)
-        mode = self.config.resume
-        if mode == "never" and ckpt.find_latest_checkpoint(self.run_dir) is not None:
-            raise AmbientError(f"{self.run_dir}: already holds checkpoints; resume it or choose a new --out")
-        loaded = ckpt.load_latest_intact(self.run_dir) if mode != "never" else None
-        if loaded is None and mode == "require":
-            raise AmbientError(f"{self.run_dir}: --resume given but there is no complete checkpoint")
-        if loaded is None:
-            self._refuse_leftovers()
-        else:
+        """Continue from the newest intact checkpoint (``resume`` allowing: :func:`.resume.resume_point`) or
+        start at step 0; the log keeps only the lines up to the step continued from."""
+        loaded = resume.resume_point(self.run_dir, self.config.resume, self.dist.is_main)
+        if loaded is not None:
             self._restore(loaded[1], loaded[2])
         if self.dist.is_main:
             truncate_log(self.run_dir / "log.jsonl", self.step)
-
-    def _refuse_leftovers(self) -> None:
-        """Starting at step 0 in a folder with checkpoint files (truncated, damaged or without their JSON
-        marker) or a finished model would overwrite them: an error saying what is there and how to start
-        over. A log of steps that no checkpoint saved (a run stopped before its first one) only warns."""
-        files = ckpt.checkpoint_files(self.run_dir)
-        model = self.run_dir / "model" / "config.json"
-        if files or model.is_file():
-            what = (f"{len(files)} checkpoint file(s) that make no intact checkpoint "
-                    f"({', '.join(p.name for p in files[:3])}{', ...' if len(files) > 3 else ''}: truncated, damaged "
-                    "or without their .json marker)" if files else f"a finished model ({model.parent})")
-            raise AmbientError(f"{self.run_dir}: nothing to resume from, but the folder holds {what}; starting over "
-                               f"here would overwrite them and truncate log.jsonl. To start over, use a new --out "
-                               f"(or delete {self.run_dir}); to resume, restore the damaged files")
-        last = _last_logged_step(self.run_dir / "log.jsonl")
-        if last > 0 and self.dist.is_main:
-            warnings.warn(f"{self.run_dir / 'log.jsonl'}: records training up to step {last}, but no checkpoint was "
-                          "saved; starting again at step 0 (those log lines are dropped)", UserWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ the loop
 
