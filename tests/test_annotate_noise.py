@@ -1,4 +1,5 @@
-"""Annotation driver: common random numbers, fast vs dense, clean images, resume and sharding."""
+"""Annotation driver: common random numbers, fast vs dense, clean images, sharding, the settings the parts
+record (the part files themselves: test_annotate_parts)."""
 
 import math
 import warnings
@@ -88,38 +89,6 @@ def test_clean_images_get_zero_without_calls_and_file_reads_back(tmp_path: Path)
     assert table.extra[0]["classifier_calls"] == 0 and table.extra[1]["classifier_calls"] > 0
     assert np.all(table.sigma_min[[1, 2, 4, 5, 6, 7]] > 0)
     assert table.method[1] == "classifier-fast" and table.threshold[1] == pytest.approx(0.45)
-
-
-def test_resume_after_interruption_gives_identical_file(tmp_path: Path) -> None:
-    counted = {"n": 0}
-
-    def counting(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        counted["n"] += 1
-        return stand_in(x, sigma)
-
-    ref = tmp_path / "ref.jsonl"
-    _run(ref, counting)
-    _merge(ref)
-
-    calls = {"n": 0}
-
-    def flaky(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
-        if calls["n"] > counted["n"] // 2:  # interrupted half-way through
-            raise KeyboardInterrupt
-        return stand_in(x, sigma)
-
-    out = tmp_path / "out.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        _run(out, flaky)
-    done = len(list(noise.parts_dir(out).glob("chunk-*.json")))
-    assert 1 <= done < 3
-    with pytest.raises(AmbientError):
-        noise.merge_parts(out, PROV, noise.NoiseAnnotationConfig(**FAST), "stand-in", None, chunk=2)
-    assert _run(out) == 3 - done  # only the unfinished chunks are computed
-    assert _run(out) == 0
-    _merge(out)
-    assert out.read_text() == ref.read_text()
 
 
 def test_two_ranks_give_the_same_file_as_one(tmp_path: Path) -> None:
@@ -260,6 +229,8 @@ def test_relative_rule_refuses_a_threshold_outside_0_1_and_unknown_rules() -> No
         noise.relative_config(noise.NoiseAnnotationConfig(threshold_rule="relative"), 0.02)
     with pytest.raises(AmbientError, match="--threshold-rule"):
         noise.NoiseAnnotationConfig(threshold_rule="median")
+    with pytest.raises(AmbientError, match="no images to annotate"):
+        noise.classifier_plateau(stand_in, _images(0), np.arange(0), noise.NoiseAnnotationConfig(**FAST))
 
 
 def _constant_classifier(folder: Path, p_clean: float) -> None:
@@ -310,18 +281,3 @@ def test_parts_of_a_classifier_trained_further_in_the_same_folder_are_not_reused
     _constant_classifier(tmp_path / "clf", 0.7)  # the same folder now holds other weights
     with pytest.raises(AmbientError, match="different settings"):
         noise.annotate_dataset(tmp_path / "clf", data, tmp_path / "a.jsonl", cfg, progress=False)
-
-
-def test_parts_from_before_the_weights_record_are_not_taken_for_these_weights(tmp_path: Path) -> None:
-    from ambient_omni.files import read_json, write_json
-
-    out = tmp_path / "a.jsonl"
-    settings = {"classifier": "stand-in", "classifier_sha256": "ab" * 32}
-    cfg = noise.NoiseAnnotationConfig(**FAST)
-    noise.run_chunks(stand_in, _images(len(PROV)), PROV, cfg, out, settings, chunk=2, progress=False)
-    stored = noise.parts_dir(out) / "settings.json"
-    write_json(stored, {k: v for k, v in read_json(stored).items() if k != "classifier_sha256"})  # an older run's
-    with pytest.raises(AmbientError, match="older version that did not record the classifier's weights"):
-        noise.run_chunks(stand_in, _images(len(PROV)), PROV, cfg, out, settings, chunk=2, progress=False)
-    with pytest.raises(AmbientError, match="no images to annotate"):
-        noise.classifier_plateau(stand_in, _images(0), np.arange(0), cfg)

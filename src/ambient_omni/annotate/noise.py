@@ -6,17 +6,14 @@ Noise (common random numbers): the ``D`` draws at grid point ``j`` of image ``id
 image's curve does not depend on the batch, the rank, the chunking or the method: the fast search
 evaluates exactly the values the dense procedure would at the points it visits.
 
-Resume/sharding: the images to annotate are cut into fixed chunks of ``chunk`` ids (independent of
-the number of ranks); rank ``r`` of ``W`` does chunks ``c`` with ``c % W == r`` and writes each
-finished chunk atomically as ``<out>.parts/chunk-<c>.json``. A restart skips the chunks present, so
-no work is repeated or duplicated, and :func:`merge_parts` gives the same table for any ``W``.
+Resume/sharding: :func:`run_chunks` annotates the images in fixed chunks, each written as a part file
+(:mod:`ambient_omni.annotate.parts`), so a restart repeats no work, and :func:`merge_parts` gives the
+same table for any number of ranks.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,11 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ambient_omni.annotate import curves
+from ambient_omni.annotate import curves, parts
 from ambient_omni.data.annotations import AnnotationTable
 from ambient_omni.device import uses_bf16
 from ambient_omni.errors import AmbientError
-from ambient_omni.files import atomic_write_text, read_json, write_json
 from ambient_omni.seeding import torch_seeds
 
 ProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -217,12 +213,6 @@ def dense_curves(prob: ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: Noise
 
 # ----------------------------------------------------------------------------- resumable driver
 
-def parts_dir(out: str | os.PathLike) -> Path:
-    """Folder of the finished-chunk files of an annotation written to ``out``."""
-    out = Path(out)
-    return out.with_name(out.name + ".parts")
-
-
 FLOOR_WARNING_SHARE = 0.1
 """``annotate_dataset`` (with ``at_floor = "keep"``) warns when more than this share of the annotated images,
 or more images than there are clean ones, sit at the grid's smallest sigma."""
@@ -259,63 +249,27 @@ def targets(provenance: Sequence[str], annotate_clean: bool) -> np.ndarray:
     return np.array([i for i, p in enumerate(provenance) if annotate_clean or p != "clean"], dtype=np.int64)
 
 
-def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
-    path = folder / "settings.json"
-    if path.exists():
-        old = read_json(path)
-        if old != settings:
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            if diff == ["classifier_sha256"] and "classifier_sha256" not in old:
-                raise AmbientError(f"{path}: these unfinished parts were written by an older version that did not "
-                                   "record the classifier's weights, so they may come from other weights; delete "
-                                   f"{folder} to annotate again")
-            raise AmbientError(f"{path}: an unfinished annotation with different settings ({', '.join(diff)}) "
-                               f"is in the way; delete {folder} or use the same options")
-    else:
-        write_json(path, settings)
-
-
 def run_chunks(prob: ProbFn, images: torch.Tensor, provenance: Sequence[str], cfg: NoiseAnnotationConfig,
                out: str | os.PathLike, settings: dict[str, Any], chunk: int = 64, rank: int = 0,
                world_size: int = 1, batch_size: int = 1024, progress: bool = True) -> int:
-    """Annotate this rank's unfinished chunks; returns how many chunks it computed now."""
-    from tqdm.auto import tqdm
+    """Annotate this rank's unfinished chunks (:func:`~ambient_omni.annotate.parts.run_parts`; the parts'
+    settings are ``settings``, ``cfg``, ``chunk`` and the image count); returns how many chunks it computed now."""
+    recorded = {k: v for k, v in asdict(cfg).items() if not (k == "threshold_rule" and v == "paper")}  # as before the rules
 
-    folder = parts_dir(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        recorded = {k: v for k, v in asdict(cfg).items() if not (k == "threshold_rule" and v == "paper")}
-        _check_settings(folder, {**settings, **recorded, "chunk": chunk, "n": len(provenance)})  # as before the rules
-    todo_ids = targets(provenance, cfg.annotate_clean)
-    chunks = [c for c in range(math.ceil(len(todo_ids) / chunk)) if c % world_size == rank
-              and not (folder / f"chunk-{c:06d}.json").exists()]
-    total = sum(min(chunk, len(todo_ids) - c * chunk) for c in chunks)
-    bar = tqdm(total=total, disable=not progress, unit="img", desc=f"annotate {cfg.method}")
-    for c in chunks:
-        ids = todo_ids[c * chunk : (c + 1) * chunk]
-        sig, calls = annotate_images(prob, images[torch.as_tensor(ids)], ids, cfg, batch_size)
-        record = {"ids": ids.tolist(), "sigma_min": sig.tolist(), "calls": calls.tolist()}
-        atomic_write_text(folder / f"chunk-{c:06d}.json", json.dumps(record))
-        bar.update(len(ids))
-    bar.close()
-    return len(chunks)
+    def annotate(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return annotate_images(prob, images[torch.as_tensor(ids)], ids, cfg, batch_size)
+
+    return parts.run_parts(annotate, targets(provenance, cfg.annotate_clean), out,
+                           {**settings, **recorded, "chunk": chunk, "n": len(provenance)}, chunk, rank, world_size,
+                           progress, desc=f"annotate {cfg.method}")
 
 
 def merge_parts(out: str | os.PathLike, provenance: Sequence[str], cfg: NoiseAnnotationConfig,
                 classifier: str, dataset_sha256: str | None, chunk: int = 64) -> AnnotationTable:
     """Assemble the annotation table from the chunk files (an error if any chunk is missing)."""
-    folder = parts_dir(out)
     todo_ids = targets(provenance, cfg.annotate_clean)
-    n_chunks = math.ceil(len(todo_ids) / chunk)
-    missing = [c for c in range(n_chunks) if not (folder / f"chunk-{c:06d}.json").exists()]
-    if missing:
-        raise AmbientError(f"{folder}: chunks {missing[:5]} are not finished (run the annotation again to resume)")
     n = len(provenance)
-    sigma_min, calls = np.zeros(n), np.zeros(n, dtype=np.int64)
-    for c in range(n_chunks):
-        record = read_json(folder / f"chunk-{c:06d}.json")
-        sigma_min[record["ids"]] = record["sigma_min"]
-        calls[record["ids"]] = record["calls"]
+    sigma_min, calls = parts.read_parts(out, todo_ids, n, chunk)
     annotated = np.zeros(n, dtype=bool)
     annotated[todo_ids] = True
     floor = at_floor_mask(sigma_min, provenance, annotated, cfg.grid())
