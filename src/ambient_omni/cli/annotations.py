@@ -123,7 +123,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def run_summary(args: argparse.Namespace) -> int:
     """Validate, summarise and print (text or JSON)."""
-    from ambient_omni.data.annotations import admissible_counts, summarize
+    from ambient_omni.data.admissibility import admissible_counts
+    from ambient_omni.data.annotations import summarize
 
     sigmas = _sigmas(args.sigmas)
     table, provenance = _read(args.file, args.data)

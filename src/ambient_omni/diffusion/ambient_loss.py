@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ambient_omni.data.annotations import buffer_factor
+from ambient_omni.data.admissibility import buffer_factor
 from ambient_omni.diffusion.edm import edm_weight, sample_column
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import torch_seeds

@@ -38,8 +38,8 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch.utils.data import Dataset
 
-from ambient_omni.data import annotations
-from ambient_omni.data.annotations import buffer_factor
+from ambient_omni.data import admissibility
+from ambient_omni.data.admissibility import buffer_factor
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import uniform
 
@@ -53,9 +53,9 @@ def admissible(
     sigma_max: ArrayLike,
     buffer_s: float | None = 4.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`ambient_omni.data.annotations.admissible` (the one rule) as torch tensors ``(mask, sigma_tn)``."""
+    """:func:`ambient_omni.data.admissibility.admissible` (the one rule) as torch tensors ``(mask, sigma_tn)``."""
     s = sigma.detach().cpu().double().numpy() if isinstance(sigma, torch.Tensor) else sigma
-    mask, sigma_tn = annotations.admissible(s, sigma_min, sigma_max, buffer_s)
+    mask, sigma_tn = admissibility.admissible(s, sigma_min, sigma_max, buffer_s)
     return torch.from_numpy(np.asarray(mask)), torch.from_numpy(np.asarray(sigma_tn, dtype=np.float64))
 
 
@@ -224,7 +224,7 @@ class SigmaFirstSampler:
             empty = self.index.count(sigma) == 0
         index = self.index.pick(sigma, uniform(self.seed, "choice", step, j, attempt))
         smin, smax = self.index.sigma_min[index], self.index.sigma_max[index]
-        mask, sigma_tn = annotations.admissible(sigma, smin, smax, self.index.buffer_s)
+        mask, sigma_tn = admissibility.admissible(sigma, smin, smax, self.index.buffer_s)
         assert bool(mask.all()), "AdmissibleIndex.pick returned an inadmissible image"
         return index, sigma, sigma_tn
 

@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from ambient_omni.data.annotations import AnnotationTable, admissible_mask  # noqa: E402
+from ambient_omni.data.admissibility import admissible_mask  # noqa: E402
+from ambient_omni.data.annotations import AnnotationTable  # noqa: E402
 
 
 def _png(fig: plt.Figure) -> bytes:
