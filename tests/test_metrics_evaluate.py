@@ -35,6 +35,30 @@ def test_all_metrics_present_and_sensible(tmp_path):
     assert "FD" in table and "pixels" in table and "memorization" in table
 
 
+def test_vendi_of_samples_and_of_the_equal_sized_reference_subset(tmp_path):
+    """Every feature set reports ``vendi`` next to ``fd`` and ``vendi_reference`` for the precision/recall rows."""
+    from ambient_omni.metrics.cache import reference_statistics
+    from ambient_omni.metrics.features import get_extractor
+    from ambient_omni.metrics.vendi import vendi_score
+
+    ref = _images(80, 0)
+    kwargs = dict(features=["pixels"], kid_subsets=2, kid_subset_size=20, patch_size=4, cache_dir=tmp_path,
+                  extractor_options=OPTS, progress=False)
+    varied = evaluate(_images(30, 1), ref, **kwargs)["features"]["pixels"]
+    copies = evaluate(_images(1, 2).repeat(30, 1, 1, 1), ref, **kwargs)
+    pix = copies["features"]["pixels"]
+    assert {"fd", "vendi", "vendi_reference"} <= set(pix)
+    assert pix["vendi"] == pytest.approx(1.0, abs=1e-6) and varied["vendi"] > 2
+    real = reference_statistics(ref, get_extractor("pixels", **OPTS), cache_dir=tmp_path, progress=False).features
+    rows = np.random.default_rng(0).permutation(80)[:30]
+    assert pix["vendi_reference"] == pytest.approx(vendi_score(real[rows])) == varied["vendi_reference"]
+    table = format_table(copies)
+    assert "Vendi (ref)" in table and f"{pix['vendi']:.2f} ({pix['vendi_reference']:.2f})" in table
+    del copies["features"]["pixels"]["vendi"]  # a metrics.json written before the Vendi score
+    vendi_row = [line for line in format_table(copies).splitlines() if line.startswith("Vendi (ref)")]
+    assert vendi_row[0].split()[-1] == "-"
+
+
 def test_n_ref_uses_fixed_subset(tmp_path):
     ref = _images(50, 0)
     result = evaluate(_images(20, 1), ref, ["pixels"], n_ref=30, kid_subsets=2, kid_subset_size=10,

@@ -1,7 +1,8 @@
 """One entry point for every number the project reports: :func:`evaluate`.
 
 For each feature extractor: Frechet distance (FD) of the samples against the reference,
-KID, and k-NN precision/recall. In pixel space: the patch-level FD and, when a training set
+KID, k-NN precision/recall and the Vendi score (diversity) of the samples and of a reference subset
+of the same size. In pixel space: the patch-level FD and, when a training set
 is given, the memorization share. Reference statistics come from the cache
 (:mod:`ambient_omni.metrics.cache`). The protocol every project number uses is in
 docs/PROTOCOL.md; the settings actually used are returned under ``"protocol"``.
@@ -29,6 +30,7 @@ from ambient_omni.metrics.patches import patch_frechet_distance
 from ambient_omni.metrics.precision_recall import (
     BALL_K, DEFAULT_K, DEFAULT_QUANTILE, ball_precision_recall, check_k, precision_recall,
 )
+from ambient_omni.metrics.vendi import vendi_score
 
 DEFAULT_REFERENCE = "fashion-mnist:test"
 DEFAULT_FEATURES = ("fmnist-classifier", "effnet-lite0")
@@ -158,6 +160,7 @@ def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, 
     real = ref.features[pr_rows]
     out["precision"], out["recall"] = precision_recall(real, feats, cfg["k"], cfg["pr_quantile"])
     out["precision_balls"], out["recall_balls"] = ball_precision_recall(real, feats, BALL_K)
+    out["vendi"], out["vendi_reference"] = vendi_score(feats), vendi_score(real)
     return out
 
 
@@ -176,7 +179,9 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
     subset, ``seed``), so both sets have equal size: ``precision``/``recall`` by the k-NN density test
     (``k``, ``pr_quantile``; about ``pr_quantile`` for samples drawn like the reference),
     ``precision_balls``/``recall_balls`` by the union of k-NN balls (k = 3, the metric before; it
-    can be fooled, :mod:`ambient_omni.metrics.precision_recall`). ``train_set`` (images or a
+    can be fooled, :mod:`ambient_omni.metrics.precision_recall`). ``vendi`` is the Vendi score (cosine
+    kernel, :mod:`ambient_omni.metrics.vendi`) of the samples' features, ``vendi_reference`` that of the
+    same equal-sized reference subset: the effective number of distinct samples next to the data's. ``train_set`` (images or a
     source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
     """
     unknown = sorted(set(features) - set(available_extractors()))
@@ -227,7 +232,8 @@ def format_table(result: dict[str, Any]) -> str:
              "KID (+- std)": lambda m: f"{m['kid']:.3g} +- {m['kid_std']:.2g}",
              "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}",
              "P / R balls": lambda m: (f"{m['precision_balls']:.3f} / {m['recall_balls']:.3f}"
-                                       if "precision_balls" in m else "-")}
+                                       if "precision_balls" in m else "-"),
+             "Vendi (ref)": lambda m: f"{m['vendi']:.2f} ({m['vendi_reference']:.2f})" if "vendi" in m else "-"}
     for label, cell in cells.items():
         lines.append(label.ljust(12) + "".join(cell(result["features"][n]).rjust(width) for n in names))
     proto = result["protocol"]
