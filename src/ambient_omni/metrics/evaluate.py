@@ -181,8 +181,8 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
     ``precision_balls``/``recall_balls`` by the union of k-NN balls (k = 3, the metric before; it
     can be fooled, :mod:`ambient_omni.metrics.precision_recall`). ``vendi`` is the Vendi score (cosine
     kernel, :mod:`ambient_omni.metrics.vendi`) of the samples' features, ``vendi_reference`` that of the
-    same equal-sized reference subset: the effective number of distinct samples next to the data's. ``train_set`` (images or a
-    source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
+    same equal-sized reference subset: the effective number of distinct samples next to the data's.
+    ``train_set`` (images or a source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
     """
     unknown = sorted(set(features) - set(available_extractors()))
     if unknown or not features:
