@@ -76,6 +76,8 @@ def test_annotate_dataset_user_errors(tmp_path: Path) -> None:
     loc, c4 = tmp_path / "loc.json", [_classifier(tmp_path / "c4", 4)]
     with pytest.raises(AmbientError, match="corrupted"):
         crops.annotate_dataset(c4, loc, _dataset(tmp_path / "a", ["clean", "corrupted:x", "ood:x"]), tmp_path / "o")
+    with pytest.raises(AmbientError, match="has synthetic images; annotate them with `ambient annotate noise`"):
+        crops.annotate_dataset(c4, loc, _dataset(tmp_path / "s", ["clean", "synthetic:m", "ood:x"]), tmp_path / "o")
     with pytest.raises(AmbientError, match="no ood"):
         crops.annotate_dataset(c4, loc, _dataset(tmp_path / "b", ["clean"]), tmp_path / "o")
     data = _dataset(tmp_path / "c", ["clean", "ood:x"])

@@ -32,6 +32,22 @@ def test_noise_and_crop_classifiers(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert config["classifier"]["crop_size"] == 4 and config["classifier"]["sigma_cap"] == 0.5
 
 
+def test_noise_classifier_negatives_are_corrupted_and_synthetic_images(tmp_path: Path) -> None:
+    import argparse
+
+    import torch
+
+    from ambient_omni.cli.classifier import _classes
+    from ambient_omni.data.mixed import load_dataset
+
+    data = _dataset(tmp_path / "d", ["clean", "synthetic:edm", "corrupted:x", "ood:y", "clean"])
+    pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None))
+    images = load_dataset(data).images
+    assert torch.equal(pos, images[[0, 4]]) and torch.equal(neg, images[[1, 2]])
+    only_synthetic = _dataset(tmp_path / "s", ["clean", "synthetic:edm"])
+    assert len(_classes(argparse.Namespace(kind="noise", data=only_synthetic, target=None, ood=None))[1]) == 1
+
+
 def test_user_errors(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "d", ["clean", "clean"])
     assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), *TINY]) == 2  # no corrupted

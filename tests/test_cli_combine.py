@@ -61,3 +61,50 @@ def test_combine_shape_mismatch_is_a_user_error(tmp_path: Path, capsys) -> None:
     assert main(["combine", "--part", "clean:fashion-mnist", "--part", "ood:skimage:2:16",
                  "--out", str(tmp_path / "x")]) == 2
     assert "shape" in capsys.readouterr().err
+
+
+def _sampled(tmp_path: Path) -> Path:
+    """`ambient sample` output of an untrained 3-class conditional denoiser: 28x28, labels = seed mod 3."""
+    from ambient_omni.networks.registry import build_network, network_config
+    from ambient_omni.training.checkpoint import save_model
+
+    net = build_network({"kind": "denoiser", "sigma_data": 0.5, "in_channels": 1, "out_channels": 1,
+                         "model_channels": 8, "channel_mult": [1, 2], "num_blocks": 1, "label_dim": 3}, init_seed=0)
+    save_model(tmp_path / "model", net, {"kind": "denoiser", "network": network_config(net),
+                                         "image_shape": [1, 28, 28], "num_classes": 3})
+    out = tmp_path / "samples"
+    assert main(["sample", "--model", str(tmp_path / "model"), "--out", str(out), "--n", "4", "--steps", "2",
+                 "--device", "cpu"]) == 0
+    return out
+
+
+def test_combine_clean_plus_sampled_images_as_synthetic(tmp_path: Path) -> None:
+    from ambient_omni.data.annotations import AnnotationTable
+
+    samples = _sampled(tmp_path)
+    out = tmp_path / "syn"
+    assert main(["combine", "--part", "clean:fashion-mnist@count=2", "--part",
+                 f"synthetic:{samples}@model=edm-tiny@count=3", "--out", str(out)]) == 0
+    dataset = load_dataset(out)
+    assert dataset.provenance == ["clean"] * 2 + ["synthetic:edm-tiny"] * 3
+    assert dataset.info["counts"] == {"clean": 2, "synthetic:edm-tiny": 3}
+    kept = dataset.source_index[2:]
+    assert dataset.labels[2:].tolist() == [int(i) % 3 for i in kept]  # the samples' labels travel with them
+    codes = np.load(samples / "samples.npz")["images"]
+    assert np.array_equal(dataset.codes[2:], codes[kept])
+    table = AnnotationTable.fixed(dataset.ids.numpy(), dataset.provenance, 1.5)  # ambient annotate fixed
+    assert table.sigma_min.tolist() == [0.0, 0.0, 1.5, 1.5, 1.5]
+    assert main(["combine", "--part", f"synthetic:{samples / 'samples.npz'}@model=edm-tiny",
+                 "--out", str(tmp_path / "file")]) == 0
+    assert len(load_dataset(tmp_path / "file")) == 4
+
+
+def test_synthetic_part_errors(tmp_path: Path, capsys) -> None:
+    for bad, message in [("synthetic:somewhere", "needs @model=NAME"),
+                         ("clean:fashion-mnist@model=x", "synthetic parts only"),
+                         ("synthetic:somewhere@model=two words", "model name")]:
+        with pytest.raises(AmbientError, match=message):
+            parse_part(bad)
+    assert main(["combine", "--part", f"synthetic:{tmp_path / 'none' / 'samples.npz'}@model=m",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "no such samples file" in capsys.readouterr().err

@@ -53,6 +53,8 @@ def test_fixed_baseline_values() -> None:
     assert table.method == ["fixed"] * 5 and table.extra[2] == {"provenance": "ood:sandal"}
     with pytest.raises(AmbientError, match="unknown provenance 'weird'"):
         AnnotationTable.fixed([0], ["weird"], 1.0)
+    synthetic = AnnotationTable.fixed([0, 1, 2], ["clean", "synthetic:edm", "corrupted:blur:sigma=1.0"], 1.5)
+    assert synthetic.sigma_min.tolist() == [0, 1.5, 1.5] and synthetic.sigma_max.tolist() == [0, 0, 0]
     with pytest.raises(AmbientError, match="0 < sigma_min"):
         AnnotationTable.fixed([0], ["clean"], 0.0)
 

@@ -156,6 +156,9 @@ def test_combine_errors() -> None:
         combine_datasets([Part(image_set(), None, "a")], 0)
     with pytest.raises(AmbientError, match="invalid provenance"):
         combine_datasets([Part(image_set(), "dirty", "a")], 0)
+    with pytest.raises(AmbientError, match=r"invalid provenance 'synthetic:'.*synthetic:<model>"):
+        combine_datasets([Part(image_set(), "synthetic:", "a")], 0)
+    assert combine_datasets([Part(image_set(), "synthetic:edm", "a")], 0).counts() == {"synthetic:edm": len(image_set())}
     with pytest.raises(AmbientError, match="at least one"):
         combine_datasets([], 0)
     data = MixedData(np.zeros((1, 1, 2, 2), np.uint8), np.zeros(1, np.int64), ["s"], np.zeros(1, np.int64),

@@ -29,6 +29,18 @@ def _ood_cell(tmp_path: Path) -> dict:
                       "lr_rampup": 64, "ema_halflife": 64, "locality_images": 8, "sigmas": [0.05, 0.2, 1.0]}}
 
 
+def test_clean_only_and_fixed_cells_treat_synthetic_images_like_corrupted_ones(tmp_path: Path) -> None:
+    from ambient_omni.data.mixed import MixedData, write_dataset
+
+    provenance = ["clean", "synthetic:edm", "corrupted:blur:sigma=1.0", "ood:x"]
+    codes = np.zeros((4, 1, 4, 4), dtype=np.uint8)
+    write_dataset(tmp_path / "d", MixedData(codes, np.zeros(4, dtype=np.int64), ["t"] * 4, np.arange(4), provenance, 0))
+    clean_only = pipeline.make_annotations({"method": "clean-only"}, tmp_path / "d", tmp_path)
+    fixed = pipeline.make_annotations({"method": "fixed", "sigma_min": 1.5}, tmp_path / "d", tmp_path)
+    assert read_annotations(clean_only).sigma_min.tolist() == [0.0, math.inf, math.inf, math.inf]
+    assert read_annotations(fixed).sigma_min.tolist() == [0.0, 1.5, 1.5, math.inf]
+
+
 def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, root = _ood_cell(tmp_path), tmp_path / "root"
     dataset = pipeline.make_dataset(cfg, root)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ambient_omni.data.annotations import AnnotationTable
+from ambient_omni.data.mixed import LOW_QUALITY_KINDS
 from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import generators
 
@@ -119,11 +120,12 @@ def load_classifiers(paths: Sequence[str | os.PathLike], device: torch.device) -
 
 
 def ood_ids(data: Any) -> np.ndarray:
-    """Ids of the ``ood:*`` images of ``data``; an error if there are none or if some are corrupted."""
+    """Ids of the ``ood:*`` images of ``data``; an error if there are none or if some are corrupted or synthetic."""
     kinds = [p.split(":", 1)[0] for p in data.provenance]
-    if "corrupted" in kinds:
-        raise AmbientError(f"{data.path}: has corrupted images; annotate them with `ambient annotate noise` and "
-                           "merge the two files with `ambient annotations merge`")
+    low = sorted(set(kinds) & set(LOW_QUALITY_KINDS))
+    if low:
+        raise AmbientError(f"{data.path}: has {' and '.join(low)} images; annotate them with `ambient annotate noise` "
+                           "and merge the two files with `ambient annotations merge`")
     ood = np.array([i for i, k in enumerate(kinds) if k == "ood"], dtype=np.int64)
     if not len(ood):
         raise AmbientError(f"{data.path}: no ood:* images to annotate")

@@ -19,8 +19,8 @@ Annotate a dataset folder (writes annotations.jsonl-format files; see docs/ARCHI
          no calls (unless --annotate-clean). Resumable (finished chunks in OUT.parts/) and
          shardable with torchrun. --compare N also runs dense on the first N annotated images
          and prints the agreement. Writes OUT, OUT-curves.png and OUT-hist.png.
-  fixed  the single-annotation baseline: every corrupted image gets --sigma-min, every ood:*
-         image sigma_min = inf and --sigma-max, clean images 0.
+  fixed  the single-annotation baseline: every corrupted or synthetic image gets --sigma-min,
+         every ood:* image sigma_min = inf and --sigma-max, clean images 0.
   crops  sigma_max of ood:* images from crop classifiers (`ambient classifier train --kind crop`)
          and a locality map (`ambient locality`): the largest crop size whose crops still fool
          its classifier (mean P(target) > --threshold 0.25) -> sigma_max = map(C); OOD images get
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     f = actions.add_parser("fixed", help="one sigma_min for every corrupted image", description=DESCRIPTION, formatter_class=fmt)
     f.add_argument("--data", required=True, help="dataset folder")
-    f.add_argument("--sigma-min", type=float, required=True, help="sigma_min of every corrupted image")
+    f.add_argument("--sigma-min", type=float, required=True, help="sigma_min of every corrupted or synthetic image")
     f.add_argument("--sigma-max", type=float, default=0.0, help="sigma_max of every ood:* image (default 0)")
     f.add_argument("--out", required=True, help="annotation file to write")
     f.set_defaults(func=run_fixed)

@@ -9,9 +9,9 @@ DESCRIPTION = """\
 Train a binary noise-conditional classifier with the shared training loop (resume, logs,
 checkpoints; the final EMA weights land in RUN/model).
 
-  --kind noise (default)  clean (positive) vs corrupted (negative) images of --data, seen at
-                          sigma ~ LogNormal(--p-mean -1.2, --p-std 1.2); used by
-                          `ambient annotate noise` to find sigma_min.
+  --kind noise (default)  clean (positive) vs corrupted and synthetic (negative) images of
+                          --data, seen at sigma ~ LogNormal(--p-mean -1.2, --p-std 1.2); used
+                          by `ambient annotate noise` to find sigma_min.
   --kind crop             REAL C x C crops (--crop-size) of target images (positive: the clean
                           images of --data, or all of --target) vs crops of OOD images (negative:
                           the ood:* images of --data, or all of --ood), at low noise (default
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("train", help="train a classifier into a run folder", description=DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="dataset folder (clean vs corrupted, or clean vs ood:* for --kind crop)")
+    p.add_argument("--data", help="dataset folder (clean vs corrupted/synthetic, or clean vs ood:* for --kind crop)")
     p.add_argument("--target", help="--kind crop: dataset folder whose images are all positives")
     p.add_argument("--ood", help="--kind crop: dataset folder whose images are all negatives")
     p.add_argument("--out", required=True, help="run folder (created; reused to resume)")
@@ -63,7 +63,7 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """Positive and negative image tensors and a description of where they came from."""
     import torch
 
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.mixed import LOW_QUALITY_KINDS, load_dataset
     from ambient_omni.errors import AmbientError
 
     if args.kind == "crop" and (args.target or args.ood):
@@ -74,12 +74,13 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         raise AmbientError("--data DIR is required")
     data = load_dataset(args.data)
     kinds = [p.split(":", 1)[0] for p in data.provenance]
-    neg_kind = "corrupted" if args.kind == "noise" else "ood"
+    neg_kinds = LOW_QUALITY_KINDS if args.kind == "noise" else ("ood",)
+    neg_name = " or ".join(f"{k}:*" for k in neg_kinds)
     pos = torch.tensor([k == "clean" for k in kinds])
-    neg = torch.tensor([k == neg_kind for k in kinds])
+    neg = torch.tensor([k in neg_kinds for k in kinds])
     if not pos.any() or not neg.any():
-        raise AmbientError(f"{args.data}: needs clean and {neg_kind}:* images for a {args.kind} classifier "
-                           f"(has {int(pos.sum())} clean, {int(neg.sum())} {neg_kind})")
+        raise AmbientError(f"{args.data}: needs clean and {neg_name} images for a {args.kind} classifier "
+                           f"(has {int(pos.sum())} clean, {int(neg.sum())} {neg_name})")
     return data.images[pos], data.images[neg], {"data": args.data}
 
 

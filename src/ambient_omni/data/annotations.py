@@ -96,12 +96,13 @@ class AnnotationTable:
     ) -> AnnotationTable:
         """The paper's fixed baseline, from each image's provenance (dataset manifest).
 
-        ``clean`` -> (0, 0); ``corrupted:<spec>`` -> (``sigma_min``, 0);
+        ``clean`` -> (0, 0); ``corrupted:<spec>`` and ``synthetic:<model>`` -> (``sigma_min``, 0);
         ``ood:<source>`` -> (inf, ``sigma_max``). The provenance is kept in ``extra``.
         """
         if not (math.isfinite(sigma_min) and sigma_min > 0) or not (math.isfinite(sigma_max) and sigma_max >= 0):
             raise AmbientError(f"fixed annotations: need 0 < sigma_min < inf and 0 <= sigma_max < inf, got {sigma_min}, {sigma_max}")
-        rule = {"clean": (0.0, 0.0), "corrupted": (sigma_min, 0.0), "ood": (math.inf, sigma_max)}
+        rule = {"clean": (0.0, 0.0), "corrupted": (sigma_min, 0.0), "synthetic": (sigma_min, 0.0),
+                "ood": (math.inf, sigma_max)}
         return cls.by_provenance(ids, provenance, rule, "fixed", dataset_sha256,
                                  {"rule": "fixed", "sigma_min": sigma_min, "sigma_max": sigma_max})
 
@@ -116,8 +117,8 @@ class AnnotationTable:
         created_by: dict[str, Any] | None = None,
     ) -> AnnotationTable:
         """Every image gets ``rule[kind] = (sigma_min, sigma_max)`` by its provenance kind
-        (``clean`` / ``corrupted`` / ``ood``, the part before ``:``); a kind without a rule is an error.
-        The provenance is kept in ``extra``."""
+        (``clean`` / ``corrupted`` / ``synthetic`` / ``ood``, the part before ``:``); a kind without a rule
+        is an error. The provenance is kept in ``extra``."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if len(provenance) != len(ids):
             raise AmbientError(f"{method} annotations: {len(provenance)} provenance entries for {len(ids)} ids")

@@ -9,7 +9,8 @@ A dataset folder (docs/ARCHITECTURE.md) holds
                     recipe, command and the sha256 of images.npy, labels.npy and manifest.jsonl
     README.md       a human summary
 
-Provenance is ``clean``, ``corrupted:<corruption spec>`` or ``ood:<source>``. Image ids are
+Provenance is ``clean``, ``corrupted:<corruption spec>``, ``synthetic:<model>`` (a generator's samples,
+:mod:`ambient_omni.data.synthetic`; low-quality data like corrupted images) or ``ood:<source>``. Image ids are
 ``0..N-1`` in file order; a corruption sees ``ids`` = these positions, so image ``i`` of a folder
 is reproducible from ``(source image, i, seed)`` alone. The same inputs and seed give the same
 bytes in every file (nothing time- or path-dependent is written).
@@ -41,7 +42,9 @@ from ambient_omni.seeding import generator
 FORMAT = "ambient-omni-dataset"
 VERSION = 1
 FILES = ("images.npy", "labels.npy", "manifest.jsonl", "dataset.json")
-_PROVENANCE = re.compile(r"^(clean|corrupted:.+|ood:.+)$")
+_PROVENANCE = re.compile(r"^(clean|corrupted:.+|synthetic:.+|ood:.+)$")
+LOW_QUALITY_KINDS = ("corrupted", "synthetic")
+"""Provenance kinds (the part before ``:``) of images used at high noise only, with ``sigma_min > 0``."""
 _BATCH = 256
 
 
@@ -82,7 +85,8 @@ class MixedData:
             raise ValueError("MixedData: labels, sources, source_index and provenance need one entry per image")
         bad = next((p for p in self.provenance if not _PROVENANCE.match(p)), None)
         if bad is not None:
-            raise AmbientError(f"invalid provenance {bad!r}: use clean, corrupted:<spec> or ood:<source>")
+            raise AmbientError(f"invalid provenance {bad!r}: use clean, corrupted:<spec>, synthetic:<model> "
+                               "or ood:<source>")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -128,8 +128,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
     data = load_dataset(dataset_dir)
     ids, prov = data.ids.numpy(), data.provenance
     if method == "clean-only":
-        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0), "ood": (np.inf, 0.0)},
-                              "clean-only")
+        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0),
+                                                          "synthetic": (np.inf, 0.0), "ood": (np.inf, 0.0)}, "clean-only")
     elif method == "fixed":
         table = AnnotationTable.fixed(ids, prov, sigma_min=float(cfg["sigma_min"]))
     elif method == "ood-fixed":

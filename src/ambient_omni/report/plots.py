@@ -105,7 +105,7 @@ def sigma_min_histogram(table: AnnotationTable, title: str = "") -> bytes:
 
 
 def provenance_kinds(table: AnnotationTable, provenance: Sequence[str] | None = None) -> list[str]:
-    """Group label per row: the provenance kind (``clean``/``corrupted``/``ood``) when known,
+    """Group label per row: the provenance kind (``clean``/``corrupted``/``synthetic``/``ood``) when known,
     else the kind implied by the annotation (clean: sigma_min = 0; low-quality: finite sigma_min;
     out-of-distribution: sigma_min = inf)."""
     if provenance is None and all("provenance" in e for e in table.extra):
@@ -128,7 +128,7 @@ def availability_plot(table: AnnotationTable, buffer_s: float = 4.0, provenance:
     """Stacked area plot of :func:`availability` over sigma in [0.002, 80] (log axis)."""
     sigmas = np.geomspace(0.002, 80, 200) if sigmas is None else sigmas
     counts = availability(table, sigmas, buffer_s, provenance)
-    colors = {"clean": "#228833", "corrupted": "#ee6677", "ood": "#4477aa"}
+    colors = {"clean": "#228833", "corrupted": "#ee6677", "synthetic": "#ccbb44", "ood": "#4477aa"}
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax.stackplot(sigmas, *counts.values(), labels=list(counts), colors=[colors.get(k, "#bbbbbb") for k in counts])
     ax.set_xscale("log")
