@@ -22,3 +22,29 @@ def test_summary_has_one_row_per_method() -> None:
     assert lines[0].split()[:2] == ["method", "FD"]
     assert lines[2].startswith("clean-only") and lines[2].split()[1] == "60" and "±" not in lines[2]  # one seed
     assert lines[3].startswith("ambient-o")
+
+
+def test_conclusion_is_quoted_after_the_verdict(tmp_path) -> None:
+    from ambient_omni.experiments.demo import conclusion_lines
+    from ambient_omni.experiments.recipes import load_recipe
+
+    shipped = conclusion_lines(load_recipe("demo"))
+    assert shipped[0].startswith("What the longer benchmarks found")
+    assert "section 7" in " ".join(shipped) and all(len(line) <= 100 for line in shipped)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "r"\nseeds = [0]\n[base]\nsource = "fashion-mnist:train"\n'
+                      '[[settings]]\nname = "s"\n[[methods]]\nname = "clean-only"\n')
+    assert conclusion_lines(load_recipe(recipe)) == []
+
+
+def test_conclusion_quotes_numbers_that_results_md_states() -> None:
+    """The demo's quote of the longer benchmarks may not drift from docs/RESULTS.md."""
+    import re
+    from pathlib import Path
+
+    from ambient_omni.experiments.recipes import load_recipe
+
+    results = (Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md").read_text()
+    numbers = re.findall(r"\d+\.\d+", load_recipe("demo").conclusion)
+    assert len(numbers) >= 4
+    assert all(number in results for number in numbers), [n for n in numbers if n not in results]

@@ -8,13 +8,14 @@ prints the comparison table.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ambient_omni.experiments.bench import run_bench
-from ambient_omni.experiments.recipes import load_recipe
+from ambient_omni.experiments.recipes import Recipe, load_recipe
 from ambient_omni.report.tables import aggregate, columns, mean_sd
 
 
@@ -56,17 +57,28 @@ def verdict_lines(results: dict[str, Any], method: str = "ambient-o") -> list[st
     return lines
 
 
+def conclusion_lines(recipe: Recipe, width: int = 100) -> list[str]:
+    """The recipe's ``conclusion`` (what the longer benchmarks found), wrapped, under a heading; none if empty."""
+    if not recipe.conclusion.strip():
+        return []
+    return ["What the longer benchmarks found (docs/RESULTS.md):",
+            *textwrap.wrap(" ".join(recipe.conclusion.split()), width)]
+
+
 def run_demo(out: str | Path, recipe: str = "demo", log: Any = print) -> dict[str, Any]:
     """Run the demo recipe into ``out``, write ``out/report.html`` and return the results."""
     from ambient_omni.report import write_report
 
     out = Path(out)
-    results = run_bench(load_recipe(recipe), out, command=f"ambient demo --out {out}", log=log)
+    parsed = load_recipe(recipe)
+    results = run_bench(parsed, out, command=f"ambient demo --out {out}", log=log)
     html, _ = write_report(out, title="Ambient-o demo: Fashion-MNIST, 100 clean + 2,900 blurred images")
     log("")
     log("\n".join(summary_lines(results)))
     log("")
     log("\n".join(verdict_lines(results)))
+    for line in conclusion_lines(parsed):
+        log(line)
     log("FD: Frechet distance to the Fashion-MNIST test set on in-domain classifier features (lower is better);")
     log("memorized share: samples much closer to one clean training image than to any other (lower is better).")
     log(f"Report: {html}")

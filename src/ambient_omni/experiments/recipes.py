@@ -59,13 +59,16 @@ class Cell:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A parsed recipe: its name, description, the paper's numbers and the expanded cells."""
+    """A parsed recipe: its name, description, the paper's numbers, the expanded cells and, optionally, what
+    longer benchmarks of the same question concluded (``conclusion``, plain words with the numbers, quoted by
+    ``ambient demo`` after its own verdict)."""
 
     name: str
     description: str
     paper: dict[str, Any]
     cells: tuple[Cell, ...]
     path: Path
+    conclusion: str = ""
 
     def cell(self, name: str) -> Cell:
         """The cell called ``name`` (e.g. ``blur-1.0__classifier__seed0``); an error lists the names."""
@@ -174,4 +177,5 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] | None = N
                 if key in table:
                     table[key] = _merge(table[key], value) if isinstance(value, dict) and isinstance(table[key], dict) else value
     name = _require(raw, "name", str(path))
-    return Recipe(name, raw.get("description", ""), raw.get("paper", {}), _expand(raw, path), path)
+    return Recipe(name, raw.get("description", ""), raw.get("paper", {}), _expand(raw, path), path,
+                  str(raw.get("conclusion", "")))
