@@ -10,7 +10,7 @@ def _cell(setting: str, method: str, seed: int, fd: float) -> dict:
 
 def test_mean_sd_uses_sample_sd() -> None:
     assert mean_sd([1.0, 3.0]) == "2 ± 1.41 (2)"
-    assert mean_sd([5.0]) == "5 ± - (1)"
+    assert mean_sd([5.0]) == "5 (1)"  # one seed: no spread to show
     assert mean_sd([]) == "-"
 
 
@@ -30,7 +30,7 @@ def test_paired_differences_against_the_first_method_use_matching_seeds_only() -
              _cell("b", "new", 0, 5.0), _cell("b", "base", 0, 9.0), _cell("b", "other", 0, 9.0)]
     title, baseline, methods, rows = paired_differences(cells)
     assert (title, baseline) == ("FD [fm]", "base") and methods == ["new", "other"]
-    assert rows == [["a", "-1 ± 2.83 (2)", "-"], ["b", "-4 ± - (1)", "0 ± - (1)"]]
+    assert rows == [["a", "-1 ± 2.83 (2)", "-"], ["b", "-4 (1)", "0 (1)"]]
     table = markdown_table({"recipe": "r", "cells": cells})
     assert "FD [fm] minus base, paired by training seed" in table and "| setting | new | other |" in table and "| a | -1 ± 2.83 (2) | - |" in table
     assert paired_differences([_cell("a", "base", 0, 1.0)]) is None

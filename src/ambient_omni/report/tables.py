@@ -40,12 +40,13 @@ def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float 
 
 
 def mean_sd(values: list[float]) -> str:
-    """``mean ± sd (n)``; sd is the sample standard deviation (ddof 1)."""
+    """``mean ± sd (n)``; sd is the sample standard deviation (ddof 1). One value has no sd: ``value (1)``."""
     if not values:
         return "-"
     arr = np.asarray(values, dtype=float)
-    sd = f"{arr.std(ddof=1):.3g}" if len(arr) > 1 else "-"
-    return f"{arr.mean():.3g} ± {sd} ({len(arr)})"
+    if len(arr) == 1:
+        return f"{arr[0]:.3g} (1)"
+    return f"{arr.mean():.3g} ± {arr.std(ddof=1):.3g} ({len(arr)})"
 
 
 def columns(cells: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str]]:
