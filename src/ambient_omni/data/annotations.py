@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import ambient_omni
+from ambient_omni.data.mixed import LOW_QUALITY_KINDS
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import atomic_write_text
 
@@ -101,7 +102,7 @@ class AnnotationTable:
         """
         if not (math.isfinite(sigma_min) and sigma_min > 0) or not (math.isfinite(sigma_max) and sigma_max >= 0):
             raise AmbientError(f"fixed annotations: need 0 < sigma_min < inf and 0 <= sigma_max < inf, got {sigma_min}, {sigma_max}")
-        rule = {"clean": (0.0, 0.0), "corrupted": (sigma_min, 0.0), "synthetic": (sigma_min, 0.0),
+        rule = {"clean": (0.0, 0.0), **{kind: (sigma_min, 0.0) for kind in LOW_QUALITY_KINDS},
                 "ood": (math.inf, sigma_max)}
         return cls.by_provenance(ids, provenance, rule, "fixed", dataset_sha256,
                                  {"rule": "fixed", "sigma_min": sigma_min, "sigma_max": sigma_max})

@@ -120,7 +120,7 @@ def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -
 def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
     """The annotation file of a cell's method (``None`` = every image clean: ``all-data``)."""
     from ambient_omni.data.annotations import AnnotationTable, write_annotations
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.mixed import LOW_QUALITY_KINDS, load_dataset
 
     method = cfg["method"]
     if method == "all-data":
@@ -128,8 +128,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
     data = load_dataset(dataset_dir)
     ids, prov = data.ids.numpy(), data.provenance
     if method == "clean-only":
-        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "corrupted": (np.inf, 0.0),
-                                                          "synthetic": (np.inf, 0.0), "ood": (np.inf, 0.0)}, "clean-only")
+        excluded = {kind: (np.inf, 0.0) for kind in (*LOW_QUALITY_KINDS, "ood")}
+        table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), **excluded}, "clean-only")
     elif method == "fixed":
         table = AnnotationTable.fixed(ids, prov, sigma_min=float(cfg["sigma_min"]))
     elif method == "ood-fixed":
