@@ -18,11 +18,12 @@ TINY = ["--channels", "8", "--blocks", "1", "--batch", "8", "--no-progress"]
 def test_train_resume_and_sample(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, run = write_tiny_dataset(tmp_path / "ds"), tmp_path / "run"
     args = ["train", "--data", str(data), "--out", str(run), "--steps", "3", "--checkpoint-every", "2",
-            "--log-every", "1", "--preview-every", "3", "--preview-n", "4", "--preview-steps", "2", "--cond", "--variance-weight", *TINY]
+            "--log-every", "1", "--preview-every", "3", "--preview-n", "4", "--preview-steps", "2", "--cond", "--variance-weight", "--loss-target", "x0", *TINY]
     assert main(args) == 0
     assert (run / "model" / "model.safetensors").is_file() and (run / "samples" / "preview-00000003.png").is_file()
     assert "every image treated as clean" in capsys.readouterr().out
-    assert json.loads((run / "model" / "config.json").read_text())["settings"]["variance_weight"] is True
+    settings = json.loads((run / "model" / "config.json").read_text())["settings"]
+    assert settings["variance_weight"] is True and settings["loss_target"] == "x0"
     # same command with a longer length: continues from step 3
     assert main([*args[:5], "--steps", "4", *args[7:]]) == 0
     steps = [r["step"] for r in read_log(run / "log.jsonl") if "loss_mean" in r]
@@ -100,3 +101,10 @@ def test_resume_on_another_annotation_file_of_the_same_name_is_refused(tmp_path:
     assert main([*args, "--steps", "4"]) == 2
     err = capsys.readouterr().err
     assert "contents of annotations" in err and len(err.strip().splitlines()) == 1
+
+
+def test_loss_target_choices_are_the_losses_targets() -> None:
+    from ambient_omni.cli.train import LOSS_TARGETS
+    from ambient_omni.diffusion.ambient_loss import TARGETS
+
+    assert LOSS_TARGETS == TARGETS

@@ -171,6 +171,18 @@ def test_contrast_formula() -> None:
     torch.testing.assert_close(out.std(dim=(-2, -1)), 1.5 * images.std(dim=(-2, -1)))
 
 
+def test_identity_returns_the_image_and_has_a_bare_spec() -> None:
+    images, ids = _images(n=3), torch.arange(3)
+    identity = parse_corruption("identity")
+    out = identity(images, ids, 4)
+    torch.testing.assert_close(out, images, rtol=0, atol=0)
+    assert out.data_ptr() != images.data_ptr()  # a copy: editing the output leaves the input alone
+    assert identity.spec == "identity" and parse_corruption(" Identity: ") == identity
+    assert parse_corruption("identity+blur:sigma=1").spec == "identity+blur:sigma=1"
+    with pytest.raises(AmbientError, match="unknown or malformed parameter 'x=1'"):
+        parse_corruption("identity:x=1")
+
+
 def test_composition_applies_in_order() -> None:
     images, ids = _images(n=2), torch.arange(2)
     composed = parse_corruption("blur:sigma=1+jpeg:quality=25")(images, ids, 0)

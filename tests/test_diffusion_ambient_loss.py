@@ -157,6 +157,49 @@ def test_variance_weight_equalizes_the_optimum_on_isotropic_gaussian_data() -> N
         assert 1 / w > 5  # the effect is large, not a rounding detail
 
 
+def test_x0_target_is_the_edm_loss_on_the_image_inside_the_window() -> None:
+    net = EDMPrecond(TinyBackbone(), sigma_data=0.5)
+    st, stn = torch.tensor([0.9, 2.0, 1.3]), torch.tensor([0.7, 1.0, 0.0])
+    batch = make_batch(st.tolist(), stn.tolist())
+    stats: dict[str, torch.Tensor] = {}
+    x0 = AmbientLoss(target="x0")(net, batch, generator=torch.Generator().manual_seed(2), stats=stats)
+    as_clean = AmbientLoss()(net, {**batch, "sigma_tn": torch.zeros(3)}, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(x0, as_clean, rtol=0, atol=0)
+    ambient = AmbientLoss()(net, batch, generator=torch.Generator().manual_seed(2))
+    assert x0[2].item() == ambient[2].item() and not torch.allclose(x0[:2], ambient[:2])  # clean rows: the same loss
+    assert stats["ambient_frac"].item() == pytest.approx(2 / 3) and stats["w_amb_max"].item() == 1.0
+    with pytest.raises(AmbientError, match="violate"):  # the annotation's window still holds
+        AmbientLoss(target="x0")(net, make_batch([1.1], [1.0]))
+    with pytest.raises(AmbientError, match="loss target must be one of ambient, x0"):
+        AmbientLoss(target="clean")
+
+
+def test_both_targets_regress_to_the_same_posterior_mean_on_gaussian_data() -> None:
+    """y ~ N(0, v I) observed at sigma_tn = 1. Among denoisers ``c * E[y | x_t]`` both targets' expected loss
+    is a parabola in ``c`` with its vertex at 1 (the shared minimizer, module doc); at the optimum the ambient
+    loss is r = 1 / variance_weight times the x0 one. Monte Carlo over 16 pixels x 20000 samples."""
+    v, n, sigma_tn = 0.25, 20_000, 1.0
+
+    def scaled_posterior(c: float):
+        return lambda x, sigma, labels: c * x * (v / (v + sigma.reshape(-1, 1, 1, 1) ** 2))
+
+    data = torch.randn((n, 1, 4, 4), generator=torch.Generator().manual_seed(3)) * math.sqrt(v)
+    for sigma_t in (1.3, 3.0):
+        batch = {"image": data, "label": torch.full((n,), -1), "id": torch.arange(n),
+                 "sigma_t": torch.full((n,), sigma_t), "sigma_tn": torch.full((n,), sigma_tn)}
+        optimum = {}
+        for target in ("ambient", "x0"):
+            loss = AmbientLoss(buffer_s=None, target=target)
+            lo, mid, hi = (loss(scaled_posterior(c), batch, generator=torch.Generator().manual_seed(4)).mean().item()
+                           for c in (0.8, 1.0, 1.2))
+            vertex = 1 + 0.2 * (lo - hi) / (2 * (lo - 2 * mid + hi))
+            assert vertex == pytest.approx(1.0, abs=0.03), (target, sigma_t)
+            optimum[target] = mid
+        r = 1 / variance_weight(torch.tensor(sigma_t), torch.tensor(sigma_tn), 0.5).item()
+        assert optimum["ambient"] / optimum["x0"] == pytest.approx(r, rel=0.02)
+        assert r > 5
+
+
 def test_buffer_and_order_violations_raise_with_ids() -> None:
     net = EDMPrecond(TinyBackbone(), sigma_data=0.5)
     b = buffer_factor(4.0)

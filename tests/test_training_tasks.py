@@ -106,6 +106,9 @@ def test_loss_switches_reach_the_ambient_loss_and_the_config(tmp_path: Path) -> 
     assert default.loss_fn.variance_weight is False
     # at its default the later-added setting is left out, so configs of older runs still match (resume)
     assert "variance_weight" not in default.config()["settings"]
+    assert default.loss_fn.target == "ambient" and "loss_target" not in default.config()["settings"]
+    x0 = make_task(tmp_path, loss_target="x0")
+    assert x0.loss_fn.target == "x0" and x0.config()["settings"]["loss_target"] == "x0"
 
 
 def test_a_huge_label_is_an_error_not_a_giant_embedding(tmp_path: Path) -> None:

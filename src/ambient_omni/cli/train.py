@@ -7,6 +7,9 @@ import math
 
 from ambient_omni.errors import AmbientError
 
+LOSS_TARGETS = ("ambient", "x0")
+"""``AmbientLoss.target`` values (``diffusion.ambient_loss.TARGETS``, written out so ``--help`` needs no torch)."""
+
 DESCRIPTION = """\
 Train a diffusion denoiser (EDM preconditioning + U-Net) on a dataset folder with the ambient loss.
 Without --annotations every image is treated as clean (plain EDM training). The run folder gets
@@ -52,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variance-weight", action="store_true",
                    help="weight each ambient sample by the inverse of its target's excess variance, "
                         "a / (1 + sigma_min^2 / sigma_data^2) (not in the paper; docs/RESULTS.md)")
+    p.add_argument("--loss-target", choices=LOSS_TARGETS, default="ambient",
+                   help="ambient (the paper's loss) or x0: regress on the image itself at the levels its annotation "
+                        "admits; same minimizer, less target noise (not in the paper; docs/RESULTS.md section 7)")
     p.add_argument("--buffer-s", type=float, default=4.0, help="buffer s: sigma_t > sqrt(s/(s-1)) sigma_min (default 4)")
     p.add_argument("--p-mean", type=float, default=-1.2, help="training log-sigma mean (default -1.2)")
     p.add_argument("--p-std", type=float, default=1.2, help="training log-sigma std (default 1.2)")
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, annotations=args.annotations, preset=args.preset, network_overrides=_overrides(args),
         conditional=args.cond,
         label_dropout=args.label_dropout, p_mean=args.p_mean, p_std=args.p_std, buffer_s=args.buffer_s,
-        ambient_weight=not args.no_ambient_weight, variance_weight=args.variance_weight, batch_size=args.batch,
+        ambient_weight=not args.no_ambient_weight, variance_weight=args.variance_weight, loss_target=args.loss_target, batch_size=args.batch,
         seed=args.seed, workers=args.workers,
         preview_n=args.preview_n, preview_steps=args.preview_steps)
     dist_info = init_distributed(args.device)

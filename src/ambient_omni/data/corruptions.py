@@ -19,6 +19,8 @@ Available corruptions (``CORRUPTIONS``):
 - ``motion:length=L,angle=A`` linear motion blur along a segment of ``L`` pixels at ``A`` degrees.
 - ``noise:std=S[,clip=B]``    additive Gaussian noise ``y = x + S z``, ``z ~ N(0, I)``.
 - ``contrast:factor=F[,shift=B]`` low-frequency change ``y = F (x - mean) + mean + B``.
+- ``identity``                ``y = x``: images labelled low-quality that are in fact clean (the oracle
+  control of a bias experiment: the same annotation and loss without any corruption to be biased by).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Corruption(abc.ABC):
             for p in self.params
             if p.default is None or getattr(self, p.name) != p.default
         ]
-        return f"{self.name}:{','.join(parts)}"
+        return f"{self.name}:{','.join(parts)}" if parts else self.name
 
     def __call__(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor:
         """Corrupt a batch; image ``i`` depends only on ``(images[i], ids[i], seed)``."""
@@ -306,6 +308,22 @@ class Contrast(Corruption):
 
 
 @dataclass(frozen=True)
+class Identity(Corruption):
+    """``y = x``: the image unchanged, under a corrupted provenance (``corrupted:identity``).
+
+    An oracle control, not a corruption: a dataset whose "corrupted" part is the clean originals lets an
+    experiment keep an annotation and a loss while removing the bias that the corruption brings.
+    """
+
+    name: ClassVar[str] = "identity"
+    summary: ClassVar[str] = "no change (oracle control: clean images under a corrupted label)"
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def _apply(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor:
+        return images.clone()
+
+
+@dataclass(frozen=True)
 class Composed:
     """Several corruptions applied in order; stage ``k > 0`` gets ``derive_seed(seed, "stage", k)``.
 
@@ -334,7 +352,7 @@ class Composed:
 
 
 CORRUPTIONS: dict[str, type[Corruption]] = {
-    cls.name: cls for cls in (GaussianBlur, JPEG, MotionBlur, GaussianNoise, Contrast)
+    cls.name: cls for cls in (GaussianBlur, JPEG, MotionBlur, GaussianNoise, Contrast, Identity)
 }
 
 
@@ -407,6 +425,7 @@ __all__ = [
     "Corruption",
     "GaussianBlur",
     "GaussianNoise",
+    "Identity",
     "JPEG",
     "MotionBlur",
     "Param",

@@ -30,6 +30,19 @@ variance ``v = sigma_data^2`` the optimum of the ambient loss is ``r`` times the
 each sample's expected loss at the optimum the clean one, so high-noise ambient samples no longer
 dominate the gradient scale that Adam normalizes by.
 
+Target ``"x0"`` (optional, ``target="x0"``; not in the paper): regress on the image itself at every level
+the annotation admits, ``loss_i = lambda(sigma_t) mean (D(y + sigma_t eps, sigma_t) - y)^2`` for
+``sigma_t > b sigma_tn`` (the buffer and window are kept; only the target changes). Its minimizer is
+``E[y | x_t]``, the same as the ambient loss's: with ``p_t`` the law of ``x_t`` (the same for both, ``y``
+plus Gaussian noise of variance ``sigma_t^2``), Tweedie's formula from level ``sigma_tn`` to ``sigma_t`` gives
+``E[x_tn | x_t] = x_t + (sigma_t^2 - sigma_tn^2) grad log p_t(x_t)``, hence
+``E[T | x_t] = x_t + sigma_t^2 grad log p_t(x_t) = E[y | x_t]``. So over the population both losses
+learn the same denoiser at the admitted levels (the corrupted distribution's, which the annotation
+trusts to be close to the clean one there) and differ only in the spread of their targets, ``r`` times
+larger for the ambient one; on a finite set they differ in what can be memorized (the ambient loss sees
+each image only as ``y_i + sigma_tn z_i``). This separates the variance of the ambient target from the
+bias of the admitted images (docs/RESULTS.md section 7).
+
 Reduction: the per-sample loss is the MEAN over the pixels (C*H*W) of each image (over every entry
 of a sample of any shape ``(B, ...)``); the caller reduces over the batch.
 """
@@ -48,6 +61,9 @@ from ambient_omni.errors import AmbientError
 from ambient_omni.seeding import torch_seeds
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+TARGETS = ("ambient", "x0")
+"""Regression targets of :class:`AmbientLoss` (module doc)."""
 
 # Float32 batches carry sigmas rounded from float64 draws: allow this relative slack on 1/a <= s.
 _BUFFER_RTOL = 1e-4
@@ -103,6 +119,8 @@ class AmbientLoss:
         edm_weighting: multiply by ``lambda(sigma_t)`` (True) or by 1.
         variance_weight: also multiply by ``1 / r = a / (1 + sigma_tn^2 / sigma_data^2)`` (module doc).
         noise_seed: seed of the fixed per-sample noise (use the dataset seed).
+        target: ``"ambient"`` (the paper's loss) or ``"x0"``: regress on ``y`` itself at the admitted levels
+            (module doc; the window ``sigma_t > b sigma_tn`` is still checked).
         images_carry_noise: ``batch["image"]`` already IS the noisy observation ``x_tn`` at level
             ``sigma_tn`` (data observed with Gaussian noise of known std, the paper's Table 7 setting), so no
             fixed noise is added: ``x_tn = image``. Default False: ``image`` is the (corrupted but noise-free)
@@ -116,9 +134,12 @@ class AmbientLoss:
     variance_weight: bool = False
     noise_seed: int = 0
     images_carry_noise: bool = False
+    target: str = "ambient"
 
     def __post_init__(self) -> None:
         buffer_factor(self.buffer_s)  # validates buffer_s
+        if self.target not in TARGETS:
+            raise AmbientError(f"loss target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if not self.sigma_data > 0:
             raise AmbientError(f"sigma_data must be positive, got {self.sigma_data}")
 
@@ -172,10 +193,11 @@ class AmbientLoss:
         """
         y = batch["image"]
         self.check_sigmas(batch["sigma_t"], batch["sigma_tn"], batch["id"])
+        trusted = batch["sigma_tn"] if self.target == "ambient" else torch.zeros_like(batch["sigma_tn"])
         z = (torch.zeros_like(y) if self.images_carry_noise
-             else self._fixed_noise_where_needed(batch["id"], batch["sigma_tn"].detach().cpu(), y))
+             else self._fixed_noise_where_needed(batch["id"], trusted.detach().cpu(), y))
         sigma_t = batch["sigma_t"].to(device=y.device, dtype=y.dtype)
-        sigma_tn = batch["sigma_tn"].to(device=y.device, dtype=y.dtype)
+        sigma_tn = trusted.to(device=y.device, dtype=y.dtype)
         eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         a = ambient_fraction(sigma_t, sigma_tn)
         # sqrt(sigma_t^2 - sigma_tn^2) written as sigma_t sqrt(a): exactly sigma_t when sigma_tn = 0.
@@ -193,6 +215,6 @@ class AmbientLoss:
             stats.update(
                 w_amb_mean=w_amb.detach().mean(),
                 w_amb_max=w_amb.detach().max(),
-                ambient_frac=(sigma_tn > 0).float().mean(),
+                ambient_frac=(batch["sigma_tn"].detach().to(y.device) > 0).float().mean(),
             )
         return lam * w_amb * (x_tn_hat - x_tn).square().flatten(1).mean(1)

@@ -330,7 +330,8 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
                                 preset=tcfg["preset"], network_overrides=tcfg.get("network", {}),
                                 batch_size=tcfg["batch"], seed=int(cfg["seed"]),
                                 ambient_weight=tcfg.get("ambient_weight", True),
-                                variance_weight=tcfg.get("variance_weight", False), buffer_s=tcfg.get("buffer_s", 4.0))
+                                variance_weight=tcfg.get("variance_weight", False), buffer_s=tcfg.get("buffer_s", 4.0),
+                                loss_target=tcfg.get("loss_target", "ambient"))
     config = TrainConfig(total_images=tcfg["images"], batch_size=tcfg["batch"], lr=tcfg["lr"],
                          lr_rampup_images=tcfg["lr_rampup"], ema_halflife_images=tcfg["ema_halflife"],
                          checkpoint_every=tcfg["checkpoint_every"], seed=int(cfg["seed"]))

@@ -27,7 +27,7 @@ _PURPOSE_INIT = 3
 _NOT_TRAJECTORY = ("data", "annotations", "workers", "preview_n", "preview_steps")
 # Settings added after runs already existed, with the default that reproduces the older behaviour: the
 # config stores them only when they differ from it, so runs made before them still resume.
-_ADDED_LATER = {"variance_weight": False}
+_ADDED_LATER = {"variance_weight": False, "loss_target": "ambient"}
 
 
 MAX_CLASSES = 100_000
@@ -55,6 +55,7 @@ class DenoiserSettings:
     buffer_s: float = 4.0
     ambient_weight: bool = True
     variance_weight: bool = False
+    loss_target: str = "ambient"
     batch_size: int = 64
     seed: int = 0
     workers: int = 0
@@ -106,7 +107,7 @@ class DenoiserTask:
             raise AmbientError(f"--preset {s.preset}: not a denoiser preset (kind {self.network.get('kind')!r})")
         self.model: nn.Module = build_network(self.network, init_seed=derive_seed(s.seed, _PURPOSE_INIT))
         self.loss_fn = AmbientLoss(sigma_data=float(self.network.get("sigma_data", 0.5)), ambient_weight=s.ambient_weight,
-                                   variance_weight=s.variance_weight, buffer_s=s.buffer_s,
+                                   variance_weight=s.variance_weight, buffer_s=s.buffer_s, target=s.loss_target,
                                    noise_seed=int(self.dataset.info.get("seed", 0)))
 
     def sampler(self, start_step: int, rank: int, world_size: int) -> Any:
