@@ -1,4 +1,4 @@
-"""``ambient annotate fixed|noise|crops`` and ``ambient locality`` end to end on a tiny dataset with untrained tiny networks."""
+"""``ambient annotate fixed|noise|crossing|crops`` and ``ambient locality`` end to end on a tiny dataset with untrained tiny networks."""
 
 import json
 import math
@@ -131,3 +131,29 @@ def test_noise_refuses_a_denoiser_as_classifier(tmp_path: Path, capsys: pytest.C
     assert main(["annotate", "noise", "--classifier", str(tmp_path / "clf"), "--data", str(data), "--out", str(out),
                  "--span", "nan", "--no-progress", "--device", "cpu"]) == 2
     assert "--span >= 1 (got 0.45, 4, nan)" in capsys.readouterr().err and not out.exists()
+
+
+def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    provenance = ["clean"] * 10 + ["corrupted:noise:std=0.1"] * 10
+    data = _dataset(tmp_path / "d", provenance)
+    tiny = ["--channels", "4", "--blocks", "1", "--channel-mult", "1", "--steps", "2", "--batch", "4",
+            "--no-progress", "--device", "cpu"]
+    assert main(["classifier", "train", "--data", str(data), "--out", str(tmp_path / "h"), "--holdout", "0.2", *tiny]) == 0
+    out = tmp_path / "x.jsonl"
+    assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(data), "--out", str(out),
+                 "--draws", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out balanced accuracy: " in printed and "10 clean, 10 corrupted: " in printed
+    table = read_annotations(out)
+    assert table.created_by["rule"] == "crossing" and np.all(table.sigma_min[:10] == 0)
+    assert len(set(table.sigma_min[10:].tolist())) == 1 and table.sigma_min[10] > 0
+    assert main(["classifier", "train", "--data", str(data), "--out", str(tmp_path / "all"), *tiny]) == 0
+    capsys.readouterr()
+    assert main(["annotate", "crossing", "--classifier", str(tmp_path / "all"), "--data", str(data),
+                 "--out", str(tmp_path / "y.jsonl")]) == 2
+    assert "--holdout 0.2" in capsys.readouterr().err
+    other = _dataset(tmp_path / "e", provenance + ["clean"] * 4)
+    assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(other),
+                 "--out", str(tmp_path / "z.jsonl")]) == 2
+    assert "trained on another dataset" in capsys.readouterr().err

@@ -41,14 +41,25 @@ def test_noise_classifier_negatives_are_corrupted_and_synthetic_images(tmp_path:
     from ambient_omni.data.mixed import load_dataset
 
     data = _dataset(tmp_path / "d", ["clean", "synthetic:edm", "corrupted:x", "ood:y", "clean"])
-    pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None))
+    pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None, holdout=None))
     images = load_dataset(data).images
     assert torch.equal(pos, images[[0, 4]]) and torch.equal(neg, images[[1, 2]])
     only_synthetic = _dataset(tmp_path / "s", ["clean", "synthetic:edm"])
-    assert len(_classes(argparse.Namespace(kind="noise", data=only_synthetic, target=None, ood=None))[1]) == 1
+    assert len(_classes(argparse.Namespace(kind="noise", data=only_synthetic, target=None, ood=None, holdout=None))[1]) == 1
 
 
 def test_user_errors(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "d", ["clean", "clean"])
     assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), *TINY]) == 2  # no corrupted
     assert main(["classifier", "train", "--kind", "crop", "--data", data, "--out", str(tmp_path / "c"), *TINY]) == 2
+
+
+def test_holdout_trains_without_a_recorded_share_of_each_kind(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "d", ["clean"] * 8 + ["corrupted:noise:std=0.1"] * 12)
+    assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "n"), "--holdout", "0.25",
+                 "--seed", "3", *TINY]) == 0
+    config = read_model_config(tmp_path / "n" / "model")["classifier"]
+    assert (config["positives"], config["negatives"]) == (6, 9)
+    assert config["holdout"]["fraction"] == 0.25 and config["holdout"]["seed"] == 3
+    assert main(["classifier", "train", "--kind", "crop", "--crop-size", "4", "--data", data, "--holdout", "0.2",
+                 "--out", str(tmp_path / "c"), *TINY]) == 2

@@ -69,13 +69,42 @@ def test_ood_crops_annotates_ood_images_from_the_locality_map(tmp_path: Path, mo
         "unused_share": pytest.approx(float((table.sigma_max[ood] == 0).sum()) / 32)}
 
 
-def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:
+def _classifier_cell(tmp_path: Path, method: str = "classifier") -> dict:
+    """40 random 12x12 images, 8 clean and 32 blurred, a tiny noise classifier."""
     rng = np.random.default_rng(0)
     np.save(tmp_path / "src.npy", rng.integers(0, 256, (40, 12, 12)).astype(np.uint8))
-    cfg = {"source": f"array:{tmp_path / 'src.npy'}", "n": 40, "clean_count": 8, "corruption": "blur:sigma=1.0",
-           "data_seed": 0, "method": "classifier", "seed": 0,
-           "classifier": {"preset": "fmnist-classifier-small", "network": TINY_NET, "images": 256, "batch": 16,
-                          "draws": 1, "max_points": 32, "stride": 128, "window": 16, "back": 12}}
+    return {"source": f"array:{tmp_path / 'src.npy'}", "n": 40, "clean_count": 8, "corruption": "blur:sigma=1.0",
+            "data_seed": 0, "method": method, "seed": 0,
+            "classifier": {"preset": "fmnist-classifier-small", "network": TINY_NET, "images": 256, "batch": 16,
+                           "draws": 1, "max_points": 32, "stride": 128, "window": 16, "back": 12}}
+
+
+def test_crossing_cells_hold_images_out_of_the_classifier_and_give_one_sigma_min(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg, root = _classifier_cell(tmp_path, "crossing"), tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    path = pipeline.make_annotations(cfg, dataset, root)
+    table = read_annotations(path)
+    clean = np.array([e["provenance"] == "clean" for e in table.extra])
+    made = table.created_by
+    assert made["rule"] == "crossing" and (made["n_clean"], made["n_corrupted"]) == (8, 32)
+    assert len(made["accuracies"]) == len(made["sigmas"]) == 12
+    expected = math.inf if made["sigma_min"] == "inf" else made["sigma_min"]
+    assert np.all(table.sigma_min[clean] == 0) and np.all(table.sigma_min[~clean] == expected)
+    (check,) = (root / "classifiers").glob("*/check.json")
+    assert read_json(check)["images"] == 6  # 2 of the 8 clean images held out of the classifier's training
+    metrics = pipeline.annotation_metrics(cfg, path)
+    at_1 = made["accuracies"][int(np.argmin(np.abs(np.log(made["sigmas"]))))]
+    assert metrics["crossing_status"] == made["status"] and metrics["held_out_accuracy_at_1"] == at_1
+    assert metrics.get("mean_sigma_min", math.inf) == expected
+    # cached: another cell of the same seed trains nothing and measures nothing
+    monkeypatch.setattr(pipeline, "_train_noise_classifier", _fail)
+    monkeypatch.setattr("ambient_omni.annotate.crossing_rule.annotate_crossing", _fail)
+    assert pipeline.make_annotations({**cfg, "train": {"images": 10}}, dataset, root) == path
+
+
+def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:
+    cfg = _classifier_cell(tmp_path)
     root = tmp_path / "root"
     dataset = pipeline.make_dataset(cfg, root)
     paths = [pipeline.make_annotations({**cfg, "seed": seed}, dataset, root) for seed in (0, 1)]

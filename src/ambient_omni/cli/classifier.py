@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--p-mean", type=float, help="log-sigma mean (default -1.2 noise, -2.3 crop)")
     p.add_argument("--p-std", type=float, help="log-sigma std (default 1.2 noise, 1.0 crop)")
     p.add_argument("--sigma-cap", type=float, help="truncate sigma at this value (default none noise, 0.5 crop)")
+    p.add_argument("--holdout", type=float, metavar="FRACTION",
+                   help="--kind noise: train without this share of the clean and of the corrupted images (seeded by "
+                        "--seed) and record it, so `ambient annotate crossing` can measure the classifier on them")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
     p.add_argument("--log-every", type=int, default=50, metavar="STEPS")
@@ -81,7 +84,14 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if not pos.any() or not neg.any():
         raise AmbientError(f"{args.data}: needs clean and {neg_name} images for a {args.kind} classifier "
                            f"(has {int(pos.sum())} clean, {int(neg.sum())} {neg_name})")
-    return data.images[pos], data.images[neg], {"data": args.data}
+    info: dict[str, Any] = {"data": args.data}
+    if args.holdout is not None:
+        from ambient_omni.annotate.crossing_rule import holdout_mask, holdout_record
+
+        used = ~torch.from_numpy(holdout_mask(data.provenance, args.holdout, args.seed))
+        pos, neg = pos & used, neg & used
+        info["holdout"] = holdout_record(args.holdout, args.seed, data.sha256)
+    return data.images[pos], data.images[neg], info
 
 
 def _network(args: argparse.Namespace, channels: int) -> dict[str, Any]:
@@ -114,6 +124,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise AmbientError("--kind crop needs --crop-size C")
     if args.crop_size is not None and (not crop or args.crop_size < 1):
         raise AmbientError("--crop-size is a positive size for --kind crop only")
+    if args.holdout is not None and (crop or not args.data):
+        raise AmbientError("--holdout is for noise classifiers on a --data folder")
     positives, negatives, sources = _classes(args)
     folder = train_classifier(
         _network(args, positives.shape[1]), positives, negatives, args.out, crop_size=args.crop_size if crop else None,

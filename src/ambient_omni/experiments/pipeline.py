@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -104,17 +105,24 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
 
 def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -> Path:
     """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches); ``cfg["network"]``
-    (optional) overrides the preset's network settings."""
+    (optional) overrides the preset's network settings; with ``cfg["holdout"] = F`` it trains without a held-out
+    share F of the clean and of the corrupted images (:func:`~ambient_omni.annotate.crossing_rule.holdout_mask`,
+    seeded by the classifier seed) and records it for the crossing rule."""
     from ambient_omni.annotate.classifier_task import train_classifier
+    from ambient_omni.annotate.crossing_rule import holdout_mask, holdout_record
     from ambient_omni.data.mixed import load_dataset
     from ambient_omni.networks.registry import preset_config
 
     data = load_dataset(dataset_dir)
     clean = torch.tensor([p == "clean" for p in data.provenance])
+    used, info = torch.ones(len(clean), dtype=torch.bool), {"data": str(dataset_dir)}
+    if cfg.get("holdout") is not None:
+        used = ~torch.from_numpy(holdout_mask(data.provenance, cfg["holdout"], int(cfg.get("seed", 0))))
+        info["holdout"] = holdout_record(cfg["holdout"], int(cfg.get("seed", 0)), data.sha256)
     network = preset_config(cfg["preset"], in_channels=int(data.images.shape[1]), **cfg.get("network", {}))
-    return train_classifier(network, data.images[clean], data.images[~clean], out, total_images=cfg["images"],
+    return train_classifier(network, data.images[clean & used], data.images[~clean & used], out, total_images=cfg["images"],
                             batch_size=cfg["batch"], lr=cfg["lr"], checkpoint_every=cfg.get("checkpoint_every", 500),
-                            seed=cfg.get("seed", 0), info={"data": str(dataset_dir)})
+                            seed=cfg.get("seed", 0), info=info)
 
 
 def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
@@ -136,6 +144,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
         table = AnnotationTable.by_provenance(ids, prov, {"clean": (0.0, 0.0), "ood": (np.inf, float(cfg["sigma_max"]))}, "ood-fixed")
     elif method == "classifier":
         return classifier_annotations(cfg, dataset_dir, root)
+    elif method == "crossing":
+        return crossing_annotations(cfg, dataset_dir, root)
     elif method == "ood-crops":
         return crops_annotations(cfg, dataset_dir, root)
     else:
@@ -155,13 +165,33 @@ def classifier_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tuple[Path, str]:
     """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
-    ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash."""
-    train_keys = ("preset", "network", "images", "batch", "lr", "seed")
+    ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash.
+    ``ccfg["holdout"]`` (the crossing rule's held-out share) is part of the hash."""
+    train_keys = ("preset", "network", "images", "batch", "lr", "seed", "holdout")
     run_key = config_hash({"data": dataset_dir.name, **{k: ccfg[k] for k in train_keys if ccfg.get(k) is not None}})
     run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
     if not (run / "model" / "model.safetensors").is_file():
         _train_noise_classifier(dataset_dir, ccfg, run)
     return run / "model", run_key
+
+
+def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
+    """The crossing rule (:mod:`ambient_omni.annotate.crossing_rule`), once per classifier: the cell's noise
+    classifier trained on all but a held-out share (``classifier.holdout``, default 0.2) of the clean and of the
+    corrupted images, its balanced accuracy on the held-out ones, and the theory's crossing for this set's
+    clean and corrupted counts as every corrupted image's sigma_min."""
+    from ambient_omni.annotate.crossing_rule import HOLDOUT_FRACTION, annotate_crossing
+    from ambient_omni.data.annotations import write_annotations
+    from ambient_omni.data.mixed import load_dataset
+
+    ccfg = classifier_settings(cfg)
+    ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
+    model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
+    out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}.jsonl"
+    if not out.exists():
+        table, _ = annotate_crossing(model_dir, load_dataset(dataset_dir), seed=int(ccfg["seed"]))
+        write_annotations(out, table)
+    return out
 
 
 def _annotation_config(ccfg: dict[str, Any], model_dir: Path) -> Any:
@@ -176,7 +206,9 @@ def _annotation_config(ccfg: dict[str, Any], model_dir: Path) -> Any:
 
 def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[str, float] | None:
     """What a cell's annotation did, for its results row, read from the annotation file alone.
-    ``classifier``: mean and median sigma_min of the corrupted images, the shares at the ends of the grid the
+    ``crossing``: the rule's sigma_min (``inf`` if it found no crossing), its status and the classifier's
+    held-out balanced accuracy at the measured sigma nearest 1. ``classifier``: mean and median sigma_min of the
+    corrupted images, the shares at the ends of the grid the
     file records (:func:`~ambient_omni.annotate.noise.edge_shares`: never crossed tau, or above tau from the
     smallest sigma on), and the classifier's
     separation-check accuracy (its run's ``check.json``, when there is one); ``ood-crops``: mean sigma_max
@@ -186,9 +218,16 @@ def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[st
     from ambient_omni.annotate.noise import edge_shares
     from ambient_omni.data.annotations import read_annotations
 
-    if annotations is None or cfg["method"] not in ("classifier", "ood-crops"):
+    if annotations is None or cfg["method"] not in ("classifier", "crossing", "ood-crops"):
         return None
     table = read_annotations(annotations)
+    if cfg["method"] == "crossing":
+        made = table.created_by
+        accuracy = dict(zip(made["sigmas"], made["accuracies"]))
+        nearest = min(accuracy, key=lambda s: abs(math.log(s)))  # the held-out accuracy nearest sigma = 1
+        found = float(made["sigma_min"])  # "inf" when mixed data never has the better bound
+        return {"crossing_status": made["status"], "held_out_accuracy_at_1": float(accuracy[nearest]),
+                **({"mean_sigma_min": found} if math.isfinite(found) else {})}
     if cfg["method"] == "ood-crops":
         hi = table.sigma_max[np.isinf(table.sigma_min)]
         return {"mean_sigma_max": float(hi.mean()), "unused_share": float(np.mean(hi == 0))} if hi.size else None
@@ -419,6 +458,7 @@ _ANNOTATION_STAGES = {
     "clean-only": "the corrupted images are never used (sigma_min = inf)",
     "fixed": "one sigma_min for every corrupted image",
     "classifier": "training the noise classifier, then sigma_min per corrupted image (cached once made)",
+    "crossing": "noise classifier on all but a held-out share, its held-out accuracy, then the theory's crossing",
     "ood-fixed": "one sigma_max for every out-of-distribution image",
     "ood-crops": "target-only denoiser, locality map, crop classifiers, then sigma_max per image (cached)",
 }

@@ -12,6 +12,8 @@ and is not part of the cell's configuration. Methods (how the annotation file fo
 - ``all-data``: every image is treated as clean (the naive baseline: no annotation).
 - ``fixed``: every corrupted image gets one ``sigma_min`` (the paper's fixed baseline).
 - ``classifier``: sigma_min from the noise-conditional classifier (``annotate_fast``).
+- ``crossing``: one sigma_min for every corrupted image where the theory's mixed-data bound beats the clean-only
+  bound, its bias measured by a noise classifier on held-out images (:mod:`ambient_omni.annotate.crossing_rule`).
 - ``ood-fixed``: OOD images get sigma_min = inf and one ``sigma_max`` (paper Table 1b baseline).
 - ``ood-crops``: OOD images get sigma_max from crop classifiers and the locality map.
 - ``noise-check``: no denoiser; a classifier annotates images with additive Gaussian noise of known
@@ -31,7 +33,7 @@ from typing import Any
 
 from ambient_omni.errors import AmbientError
 
-METHODS = ("clean-only", "all-data", "fixed", "classifier", "ood-fixed", "ood-crops", "noise-check")
+METHODS = ("clean-only", "all-data", "fixed", "classifier", "crossing", "ood-fixed", "ood-crops", "noise-check")
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 

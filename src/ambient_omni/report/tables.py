@@ -25,6 +25,7 @@ ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min
                       ("never crossing", ("annotation", "never_crossed_share")),
                       ("at grid minimum", ("annotation", "at_grid_min_share")),
                       ("classifier accuracy", ("annotation", "classifier_accuracy")),
+                      ("held-out accuracy at sigma 1", ("annotation", "held_out_accuracy_at_1")),
                       ("mean sigma_max", ("annotation", "mean_sigma_max")),
                       ("OOD unused share", ("annotation", "unused_share")))
 

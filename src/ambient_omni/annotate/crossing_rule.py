@@ -1,0 +1,172 @@
+"""The crossing rule: one sigma_min for every low-quality image, from the theory's bias and variance bounds.
+
+The paper's classifier rule admits an image at the first sigma where a noise classifier can no longer tell
+it from clean ones; it never asks how many clean images there are to learn that level from. Section 4 of the
+paper does (:mod:`ambient_omni.theory.crossing`): with ``n1`` clean and ``n2`` corrupted images, ``N = n1 + n2``,
+
+    B1(sigma) = K(sigma, n1)                                clean only: variance alone
+    B2(sigma) = (n2 / N) d_TV(p_sigma, q_sigma) + K(sigma, N)   clean + corrupted: bias plus less variance
+
+(``K``: the Theorem 4.1 KDE bound), and mixed data pays from ``sigma* = inf {sigma : B2 < B1 above sigma}``.
+This rule measures the bias term instead of bounding it: ``d_TV >= 2 acc - 1`` with ``acc`` the noise
+classifier's balanced accuracy on HELD-OUT clean and corrupted images (images it did not train on, so the
+estimate is not inflated by memorisation), at a grid of sigmas, averaged over noise draws; between grid
+points the curve is interpolated in log sigma, above the grid it decays as ``1 / sigma`` (Theorem 4.2's shape).
+Every low-quality image then gets ``sigma_min = sigma*``; if mixed data never has the better bound, the
+low-quality images are not used (``sigma_min = inf``) and the rule says so. It is a rule for the whole set,
+not per image: the clean count enters through ``K``, which no per-image classifier rule can see.
+
+The estimate is noisy where few clean images are held out (with 30 clean images and the default 20%, six):
+the annotation records the measured curve so that a user can judge it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ambient_omni.annotate.classifier_task import accuracy_at
+from ambient_omni.data.annotations import AnnotationTable
+from ambient_omni.data.mixed import LOW_QUALITY_KINDS
+from ambient_omni.errors import AmbientError
+from ambient_omni.files import read_json
+from ambient_omni.seeding import generator
+from ambient_omni.theory.crossing import crossing_sigma, setup_from_accuracy
+
+HOLDOUT_FRACTION = 0.2
+"""Share of the clean and of the low-quality images kept from the classifier to measure its accuracy on."""
+CURVE_SIGMAS = tuple(float(s) for s in np.geomspace(0.05, 20.0, 12))
+"""Where the held-out accuracy is measured (12 log-spaced levels from 0.05 to 20)."""
+CURVE_DRAWS = 16
+MAX_HELD_OUT = 512
+"""Held-out images of each kind scored at most (a seeded subset of the larger kind)."""
+
+
+def holdout_mask(provenance: Sequence[str], fraction: float = HOLDOUT_FRACTION, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the images held out from classifier training: ``round(fraction * count)`` of the clean
+    and of the low-quality images (at least one of each kind that has two or more), chosen by a seeded
+    permutation within each kind; other kinds (``ood``) are never held out."""
+    if not 0 < fraction < 1:
+        raise AmbientError(f"held-out fraction must lie strictly between 0 and 1, got {fraction}")
+    kinds = np.array([str(p).split(":", 1)[0] for p in provenance])
+    mask = np.zeros(len(kinds), dtype=bool)
+    for name, members in (("clean", kinds == "clean"), ("low-quality", np.isin(kinds, LOW_QUALITY_KINDS))):
+        index = np.flatnonzero(members)
+        if len(index) < 2:
+            raise AmbientError(f"the crossing rule needs at least 2 {name} images to hold some out, got {len(index)}")
+        count = min(len(index) - 1, max(1, round(fraction * len(index))))
+        order = torch.randperm(len(index), generator=generator(seed, "holdout", name)).numpy()
+        mask[index[order[:count]]] = True
+    return mask
+
+
+def holdout_record(fraction: float, seed: int, dataset_sha256: str) -> dict[str, Any]:
+    """What a classifier trained without the held-out images stores (``classifier.holdout`` of its model config),
+    so that the crossing rule can rebuild the same mask later: :func:`recorded_holdout`."""
+    return {"fraction": float(fraction), "seed": int(seed), "dataset_sha256": dataset_sha256}
+
+
+def recorded_holdout(model_dir: str | os.PathLike, data: Any) -> np.ndarray:
+    """The held-out mask a noise classifier was trained without (its ``classifier.holdout`` record), rebuilt on
+    ``data``, which must be the dataset it was trained on (same sha256)."""
+    from ambient_omni.training.checkpoint import model_folder
+
+    config = read_json(Path(model_folder(model_dir)) / "config.json")
+    record = config.get("classifier", {}).get("holdout")
+    if record is None:
+        raise AmbientError(f"{model_dir}: this classifier trained on every image, so its accuracy cannot be measured "
+                           "on images it did not see; train it with `ambient classifier train --holdout 0.2`")
+    if record["dataset_sha256"] != data.sha256:
+        raise AmbientError(f"{model_dir}: trained on another dataset (sha256 {record['dataset_sha256'][:12]}, this "
+                           f"one {data.sha256[:12]}): its held-out images are not this set's")
+    return holdout_mask(data.provenance, record["fraction"], record["seed"])
+
+
+def held_out_accuracy(model: nn.Module, clean: torch.Tensor, corrupted: torch.Tensor,
+                      sigmas: Sequence[float] = CURVE_SIGMAS, draws: int = CURVE_DRAWS, seed: int = 0) -> np.ndarray:
+    """Balanced accuracy ``(acc_clean + acc_corrupted) / 2`` of ``model`` at each sigma, each class's accuracy
+    averaged over ``draws`` noise draws; at most :data:`MAX_HELD_OUT` images of each class (seeded subset).
+    Balanced, so that the lower bound ``d_TV >= 2 acc - 1`` holds however unequal the two counts are."""
+    if len(clean) == 0 or len(corrupted) == 0:
+        raise AmbientError("held-out accuracy needs clean and corrupted images")
+    if draws < 1:
+        raise AmbientError(f"draws must be at least 1, got {draws}")
+    gen = generator(seed, "held-out-accuracy")
+    pick = lambda x: x[torch.randperm(len(x), generator=gen)[:MAX_HELD_OUT]].float()  # noqa: E731
+    clean, corrupted = pick(clean), pick(corrupted)
+    model.eval()
+    out = []
+    for sigma in sigmas:
+        per_class = [np.mean([accuracy_at(model, pos, neg, float(sigma), gen) for _ in range(draws)])
+                     for pos, neg in ((clean, clean[:0]), (corrupted[:0], corrupted))]
+        out.append(float(np.mean(per_class)))
+    return np.asarray(out)
+
+
+@dataclass(frozen=True)
+class CrossingRule:
+    """The rule's inputs and result (stored in the annotation file's ``created_by``).
+
+    ``sigma_min``: the crossing ``sigma*`` (``inf``: mixed data never has the better bound, the low-quality
+    images are not used); ``status``: ``crossing``, ``always`` or ``never`` (:class:`~ambient_omni.theory.
+    crossing.CrossingResult`); ``vacuous``: the clean-only bound is trivial (1) at ``sigma*``."""
+
+    n_clean: int
+    n_corrupted: int
+    sigmas: tuple[float, ...]
+    accuracies: tuple[float, ...]
+    sigma_min: float
+    status: str
+    vacuous: bool
+    kde: str = "paper"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready form (``inf`` as the string ``"inf"``)."""
+        rec = asdict(self)
+        rec["sigma_min"] = "inf" if math.isinf(self.sigma_min) else self.sigma_min
+        return {"rule": "crossing", **rec, "sigmas": list(self.sigmas), "accuracies": list(self.accuracies)}
+
+
+def crossing_rule(n_clean: int, n_corrupted: int, sigmas: Sequence[float], accuracies: Sequence[float],
+                  kde: str = "paper") -> CrossingRule:
+    """``sigma*`` of the theory's bounds with the bias measured as ``max(0, 2 acc - 1)`` (module doc)."""
+    setup = setup_from_accuracy(sigmas, accuracies, n_clean=int(n_clean), n_corrupted=int(n_corrupted), kde=kde)
+    result = crossing_sigma(setup)
+    return CrossingRule(int(n_clean), int(n_corrupted), tuple(float(s) for s in sigmas),
+                        tuple(float(a) for a in accuracies), result.sigma, result.status, result.vacuous, kde)
+
+
+def annotate_crossing(model_dir: str | os.PathLike, data: Any, draws: int = CURVE_DRAWS, seed: int = 0,
+                      kde: str = "paper") -> tuple[AnnotationTable, CrossingRule]:
+    """The whole rule on a dataset (:class:`~ambient_omni.data.mixed.MixedData`): the classifier's balanced
+    accuracy on the images it was trained without, the crossing for the set's clean and low-quality counts,
+    and the annotation table."""
+    from ambient_omni.training.checkpoint import load_model, model_folder
+
+    held = torch.from_numpy(recorded_holdout(model_dir, data))
+    kinds = [str(p).split(":", 1)[0] for p in data.provenance]
+    clean = torch.tensor([k == "clean" for k in kinds])
+    low = torch.tensor([k in LOW_QUALITY_KINDS for k in kinds])
+    accuracy = held_out_accuracy(load_model(model_folder(model_dir)), data.images[clean & held],
+                                 data.images[low & held], draws=draws, seed=seed)
+    rule = crossing_rule(int(clean.sum()), int(low.sum()), CURVE_SIGMAS, accuracy, kde)
+    return crossing_annotation(data.ids.numpy(), data.provenance, rule, data.sha256), rule
+
+
+def crossing_annotation(ids: Any, provenance: list[str], rule: CrossingRule,
+                        dataset_sha256: str | None = None) -> AnnotationTable:
+    """Clean images ``(0, 0)``; every low-quality image ``(sigma*, 0)``, or ``(inf, 0)`` (unused) when the rule
+    found no crossing; ``ood:*`` images are not this rule's business and are an error."""
+    kinds = {str(p).split(":", 1)[0] for p in provenance}
+    if "ood" in kinds:
+        raise AmbientError("the crossing rule annotates clean and low-quality images only; the set has ood:* images")
+    rule_map = {"clean": (0.0, 0.0), **{kind: (rule.sigma_min, 0.0) for kind in LOW_QUALITY_KINDS}}
+    return AnnotationTable.by_provenance(ids, provenance, rule_map, "crossing", dataset_sha256, rule.record())

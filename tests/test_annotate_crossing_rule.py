@@ -1,0 +1,98 @@
+"""The crossing rule: held-out split, balanced held-out accuracy on an oracle classifier, the crossing of the
+theory's bounds (where B1 = B2, and how it moves with the clean count), and the annotation it writes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ambient_omni.annotate.crossing_rule import (
+    crossing_annotation,
+    crossing_rule,
+    held_out_accuracy,
+    holdout_mask,
+)
+from ambient_omni.data.annotations import read_annotations, write_annotations
+from ambient_omni.errors import AmbientError
+from ambient_omni.theory.crossing import setup_from_accuracy
+
+# held-out accuracies of a 300-clean Fashion-MNIST blur-1.0 noise classifier (docs/RESULTS.md section 7)
+SIGMAS, ACCURACIES = [0.2, 0.5, 1.0, 2.0, 4.0], [1.0, 0.99, 0.865, 0.655, 0.55]
+
+
+def test_holdout_mask_holds_out_a_share_of_each_kind_reproducibly() -> None:
+    provenance = ["clean"] * 30 + ["corrupted:blur:sigma=1"] * 60 + ["synthetic:edm"] * 40 + ["ood:x"] * 5
+    mask = holdout_mask(provenance, 0.2, seed=3)
+    kinds = np.array([p.split(":")[0] for p in provenance])
+    assert mask[kinds == "clean"].sum() == 6 and mask[np.isin(kinds, ["corrupted", "synthetic"])].sum() == 20
+    assert not mask[kinds == "ood"].any()
+    assert np.array_equal(mask, holdout_mask(provenance, 0.2, seed=3))
+    assert not np.array_equal(mask, holdout_mask(provenance, 0.2, seed=4))
+    tiny = holdout_mask(["clean", "clean", "corrupted:x", "corrupted:x", "corrupted:x"], 0.01)
+    assert tiny.tolist().count(True) == 2  # at least one of each kind, never all of it
+    with pytest.raises(AmbientError, match="at least 2 clean images"):
+        holdout_mask(["clean", "corrupted:x", "corrupted:x"])
+    with pytest.raises(AmbientError, match="strictly between 0 and 1"):
+        holdout_mask(provenance, 1.0)
+
+
+class MeanSign(torch.nn.Module):
+    """An oracle for constant images: clean ones are +0.5, corrupted ones -0.5; the logit is the image mean."""
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3))
+
+
+class AlwaysCorrupted(torch.nn.Module):
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return -torch.ones(len(x))
+
+
+def test_held_out_accuracy_is_balanced_and_falls_to_chance_with_noise() -> None:
+    clean, corrupted = torch.full((3, 1, 4, 4), 0.5), torch.full((50, 1, 4, 4), -0.5)
+    acc = held_out_accuracy(MeanSign(), clean, corrupted, sigmas=[0.01, 0.5, 200.0], draws=64, seed=0)
+    assert acc[0] == 1.0
+    # sigma 0.5 on 16 pixels: the mean's noise has std 0.125, 4 std from the decision boundary
+    assert acc[1] > 0.99
+    assert acc[2] == pytest.approx(0.5, abs=0.06)
+    # a constant answer scores exactly 0.5 however unequal the counts (plain accuracy would be 50/53)
+    assert held_out_accuracy(AlwaysCorrupted(), clean, corrupted, sigmas=[0.1], draws=2).tolist() == [0.5]
+    with pytest.raises(AmbientError, match="clean and corrupted"):
+        held_out_accuracy(MeanSign(), clean[:0], corrupted)
+
+
+def test_crossing_is_where_the_bounds_meet_and_rises_with_the_clean_count() -> None:
+    rules = {n1: crossing_rule(n1, 9000, SIGMAS, ACCURACIES) for n1 in (30, 300, 3000)}
+    for n1, rule in rules.items():
+        assert rule.status == "crossing" and math.isfinite(rule.sigma_min)
+        setup = setup_from_accuracy(SIGMAS, ACCURACIES, n_clean=n1, n_corrupted=9000)
+        s = np.asarray(rule.sigma_min)
+        assert float(setup.clean_bound(s)) == pytest.approx(float(setup.mixed_bound(s)), rel=1e-6)
+        above = np.geomspace(rule.sigma_min * 1.01, 1e5, 50)
+        assert np.all(setup.mixed_bound(above) < setup.clean_bound(above))
+    assert rules[30].sigma_min < rules[300].sigma_min < rules[3000].sigma_min
+    # no measurable difference between the noisy distributions: mixed data wins wherever the bounds say anything
+    # (below 0.07 both are trivial, 1), so the crossing is vacuous and tiny
+    same = crossing_rule(300, 2700, SIGMAS, [0.5] * 5)
+    assert same.vacuous and same.sigma_min < 0.1 and not rules[300].vacuous
+
+
+def test_annotation_gives_every_low_quality_image_the_crossing(tmp_path: Path) -> None:
+    provenance = ["clean", "corrupted:blur:sigma=1", "synthetic:edm", "clean"]
+    rule = crossing_rule(2, 2, SIGMAS, ACCURACIES)
+    table = crossing_annotation(np.arange(4), provenance, rule)
+    assert table.sigma_min.tolist() == [0.0, rule.sigma_min, rule.sigma_min, 0.0]
+    write_annotations(tmp_path / "a.jsonl", table)
+    made = read_annotations(tmp_path / "a.jsonl").created_by
+    assert made["rule"] == "crossing" and made["accuracies"] == ACCURACIES and made["n_clean"] == 2
+    never = crossing_rule(2, 2, SIGMAS, ACCURACIES)
+    never = type(never)(**{**never.__dict__, "sigma_min": math.inf, "status": "never"})
+    unused = crossing_annotation(np.arange(4), provenance, never)
+    assert np.isinf(unused.sigma_min[[1, 2]]).all() and unused.created_by["sigma_min"] == "inf"
+    write_annotations(tmp_path / "b.jsonl", unused)  # an unusable set is still a valid file
+    with pytest.raises(AmbientError, match="ood"):
+        crossing_annotation(np.arange(2), ["clean", "ood:x"], rule)
