@@ -35,7 +35,7 @@ import torch
 from ambient_omni.annotate import curves, noise
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
-from ambient_omni.experiments import pipeline
+from ambient_omni.experiments import classifier_stage, pipeline
 from ambient_omni.experiments.recipes import load_recipe
 from ambient_omni.training.checkpoint import load_model, model_folder
 
@@ -45,8 +45,8 @@ def recipe_classifier(out: Path, recipe_name: str = "demo", cell_name: str | Non
     cell), as ``ambient bench`` does; its model folder."""
     recipe = load_recipe(recipe_name)
     cell = (recipe.cell(cell_name) if cell_name else recipe.cells[0]).config
-    ccfg = pipeline.classifier_settings(cell)
-    return pipeline.noise_classifier(ccfg, pipeline.make_dataset(cell, out), out)[0]
+    ccfg = classifier_stage.classifier_settings(cell)
+    return classifier_stage.noise_classifier(ccfg, pipeline.make_dataset(cell, out), out)[0]
 
 
 def held_out(n: int, corruption: str, seed: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ from ambient_omni.annotate import noise
 from ambient_omni.annotate.classifier_task import accuracy_at
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
-from ambient_omni.experiments import pipeline
+from ambient_omni.experiments import classifier_stage, pipeline
 from ambient_omni.experiments.recipes import load_recipe
 from ambient_omni.training.checkpoint import load_model
 
@@ -42,8 +42,8 @@ def recipe_classifiers(recipe: str, cell_name: str, out: Path, seeds: list[int])
     if "corruption" not in cell:
         raise SystemExit(f"cell {cell_name!r} has no corruption: not a clean-versus-corrupted cell")
     data = pipeline.make_dataset(cell, out)
-    ccfg = pipeline.classifier_settings(cell)
-    models = {f"seed {seed}": pipeline.noise_classifier({**ccfg, "seed": seed}, data, out)[0] for seed in seeds}
+    ccfg = classifier_stage.classifier_settings(cell)
+    models = {f"seed {seed}": classifier_stage.noise_classifier({**ccfg, "seed": seed}, data, out)[0] for seed in seeds}
     return models, cell["corruption"]
 
 
