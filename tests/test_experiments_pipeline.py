@@ -159,3 +159,12 @@ def test_a_cell_continues_a_run_of_another_bench_folder_only_on_identical_annota
     # same file name, other content (e.g. a classifier annotation made with another thread count): not offered
     (other / "annotations" / annotations.name).write_text(annotations.read_text() + "\n", encoding="utf-8")
     assert pipeline.reusable_runs(other, annotations) == []
+
+
+def test_the_cells_loss_target_reaches_the_run(tmp_path: Path) -> None:
+    cfg = {**_ood_cell(tmp_path), "method": "clean-only"}
+    cfg["train"] = {**cfg["train"], "images": 32, "loss_target": "x0"}
+    root = tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    model = pipeline.train_denoiser(cfg, dataset, pipeline.make_annotations(cfg, dataset, root), root / "run")
+    assert read_json(model / "config.json")["settings"]["loss_target"] == "x0"
