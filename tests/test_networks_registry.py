@@ -60,6 +60,7 @@ def test_presets_build_with_documented_sizes() -> None:
     counts = {name: sum(p.numel() for p in build_network(cfg).parameters()) for name, cfg in PRESETS.items()}
     assert counts["fmnist-small"] == pytest.approx(0.63e6, rel=0.02)
     assert counts["fmnist-base"] == pytest.approx(1.00e6, rel=0.02)
+    assert counts["fmnist-wide"] == pytest.approx(2.52e6, rel=0.02)
     assert counts["fmnist-classifier"] == pytest.approx(0.51e6, rel=0.02)
     cfg = preset_config("fmnist-small", in_channels=3, out_channels=3)
     assert cfg["in_channels"] == 3 and PRESETS["fmnist-small"]["in_channels"] == 1

@@ -49,6 +49,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # fastest (validation loss after 4096 images 0.838 with the input skip, 0.886 without).
     "fmnist-small": {"kind": "denoiser", "sigma_data": 0.5, "in_channels": 1, "out_channels": 1,
                      "model_channels": 32, "channel_mult": [1, 2, 2], "num_blocks": 1, "input_skip": True},
+    # 2.52M parameters: fmnist-small at twice the width (64 base channels, 4x the compute): the
+    # capacity check of the 10% clean regime (issue 17 item 3, recipe `capacity`).
+    "fmnist-wide": {"kind": "denoiser", "sigma_data": 0.5, "in_channels": 1, "out_channels": 1,
+                    "model_channels": 64, "channel_mult": [1, 2, 2], "num_blocks": 1, "input_skip": True},
     # 1.00M parameters: one block at 28x28, two at 14x14 and 7x7, conv_in's output fed to the last
     # decoder level (the benchmark's default; docs/RESULTS.md "Network speed" for the measurements).
     "fmnist-base": {"kind": "denoiser", "sigma_data": 0.5, "in_channels": 1, "out_channels": 1,
