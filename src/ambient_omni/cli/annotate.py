@@ -121,7 +121,7 @@ def _write_table(out: str, table: Any) -> None:
 def _print_written(out: str, table: Any) -> None:
     """``wrote OUT`` and the whole summary of the table, as text (``ambient annotations summary`` adds more)."""
     from ambient_omni.cli.annotations import format_summary
-    from ambient_omni.data.annotations import summarize
+    from ambient_omni.data.annotation_ops import summarize
 
     print(f"wrote {out}:")
     print(format_summary(summarize(table)))

@@ -124,7 +124,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def run_summary(args: argparse.Namespace) -> int:
     """Validate, summarise and print (text or JSON)."""
     from ambient_omni.data.admissibility import admissible_counts
-    from ambient_omni.data.annotations import summarize
+    from ambient_omni.data.annotation_ops import summarize
 
     sigmas = _sigmas(args.sigmas)
     table, provenance = _read(args.file, args.data)
@@ -140,7 +140,8 @@ def run_summary(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge two files with the chosen rules and write the result atomically."""
-    from ambient_omni.data.annotations import merge_annotations, write_annotations
+    from ambient_omni.data.annotation_ops import merge_annotations
+    from ambient_omni.data.annotations import write_annotations
 
     a, _ = _read(args.a, args.data)
     b, _ = _read(args.b, args.data)
@@ -153,7 +154,8 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_floor(args: argparse.Namespace) -> int:
     """Floor the file's sigma_min at ``--sigma-min`` and write the result atomically."""
-    from ambient_omni.data.annotations import floor_sigma_min, write_annotations
+    from ambient_omni.data.annotation_ops import floor_sigma_min
+    from ambient_omni.data.annotations import write_annotations
 
     table, _ = _read(args.file, args.data)
     floored = floor_sigma_min(table, args.sigma_min)

@@ -91,7 +91,7 @@ def _annotation_config(ccfg: dict[str, Any], model_dir: Path) -> Any:
 def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
     """Train the noise classifier of the dataset (once) and annotate sigma_min with it (once). With
     ``classifier.sigma_min_floor = S`` the cell trains on a copy floored at S
-    (:func:`~ambient_omni.data.annotations.floor_sigma_min`), made from the same unfloored file."""
+    (:func:`~ambient_omni.data.annotation_ops.floor_sigma_min`), made from the same unfloored file."""
     from ambient_omni.annotate.noise import annotate_dataset, write_pictures
     from ambient_omni.data.mixed import load_dataset
 
@@ -109,7 +109,8 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
 
 def _floored(annotations: Path, floor: float) -> Path:
     """``annotations`` with every positive sigma_min raised to ``floor``, written once beside it."""
-    from ambient_omni.data.annotations import floor_sigma_min, read_annotations, write_annotations
+    from ambient_omni.data.annotation_ops import floor_sigma_min
+    from ambient_omni.data.annotations import read_annotations, write_annotations
 
     out = annotations.with_name(f"{annotations.stem}-floor{floor:g}.jsonl")
     if not out.exists():
