@@ -1,4 +1,4 @@
-"""``ambient annotate fixed|noise|crossing|crops`` and ``ambient locality`` end to end on a tiny dataset with untrained tiny networks."""
+"""``ambient annotate fixed|noise|crossing|crops|quality`` and ``ambient locality`` end to end on a tiny dataset with untrained tiny networks."""
 
 import json
 import math
@@ -157,3 +157,59 @@ def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_
     assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(other),
                  "--out", str(tmp_path / "z.jsonl")]) == 2
     assert "trained on another dataset" in capsys.readouterr().err
+
+
+def _sharp_and_flat(folder: Path) -> Path:
+    """Two sharp images (0/255 checkerboards), then four flat ones labelled blurred, one of them with a
+    checkerboard corner: sharpness ranks the two checkerboards best, and the corner is as sharp as theirs."""
+    checker = (np.add.outer(np.arange(16), np.arange(16)) % 2) * 255
+    images = np.concatenate([np.broadcast_to(checker, (2, 1, 16, 16)), np.full((4, 1, 16, 16), 128)]).astype(np.uint8)
+    images[3, 0, :8, :8] = checker[:8, :8]
+    provenance = ["clean"] * 2 + ["corrupted:blur:sigma=1"] * 4
+    write_dataset(folder, MixedData(images, np.zeros(6, dtype=np.int64), ["t"] * 6, np.arange(6), provenance, 0))
+    return folder
+
+
+def test_quality_with_a_built_in_scorer_and_the_crops_variant(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _sharp_and_flat(tmp_path / "d")
+    out, scores = tmp_path / "q.jsonl", tmp_path / "s.jsonl"
+    assert main(["annotate", "quality", "--data", str(data), "--out", str(out), "--scorer", "sharpness",
+                 "--clean-fraction", "0.34", "--sigma-min", "0.2", "--crop-map", "8:0.15,16:1.0",
+                 "--patch-quantile", "0", "--write-scores", str(scores)]) == 0
+    t = read_annotations(out)
+    assert t.sigma_min.tolist() == [0, 0, 0.2, 0.2, 0.2, 0.2]
+    assert t.sigma_max.tolist() == [0, 0, 0, 0.15, 0, 0]  # only the sharp corner passes, at crop size 8
+    assert "corrupted:blur:sigma=1: 4 images, 0 clean" in capsys.readouterr().out
+    # The written scores read back as a score file and give the same annotation, here by quantile.
+    assert main(["annotate", "quality", "--data", str(data), "--out", str(tmp_path / "r.jsonl"), "--scores",
+                 str(scores), "--clean-fraction", "0.34", "--rule", "quantile", "--sigma-range", "0.5,2"]) == 0
+    r = read_annotations(tmp_path / "r.jsonl")
+    assert r.sigma_min[:2].tolist() == [0, 0] and r.sigma_min[3] == pytest.approx(0.5)
+    assert sorted(r.sigma_min[[2, 4, 5]].round(6).tolist()) == [0.793701, 1.259921, 2.0]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--scorer", "sharpness", "--rule", "quantile"], "--rule quantile needs --sigma-range"),
+    (["--scorer", "sharpness"], "--rule fraction needs --sigma-min"),
+    (["--scorer", "classifier", "--sigma-min", "0.2"], "needs a noise classifier"),
+    (["--scorer", "sharpness", "--sigma-min", "0.2", "--classifier", "x"], "--classifier is for the 'classifier'"),
+    (["--scorer", "blockiness", "--sigma-min", "0.2", "--crop-map", "4:0.1"], "larger than its 8-pixel blocks"),
+    (["--scorer", "sharpness", "--rule", "quantile", "--sigma-range", "1"], "give two numbers"),
+])
+def test_quality_refuses_incomplete_options(tmp_path: Path, capsys: pytest.CaptureFixture, extra: list,
+                                            needle: str) -> None:
+    data = _sharp_and_flat(tmp_path / "d")
+    out = tmp_path / "q.jsonl"
+    assert main(["annotate", "quality", "--data", str(data), "--out", str(out), *extra]) == 2
+    assert needle in capsys.readouterr().err and not out.exists()
+
+
+def test_quality_with_the_noise_classifier_scorer(tmp_path: Path) -> None:
+    data = _sharp_and_flat(tmp_path / "d")
+    save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})
+    out = tmp_path / "q.jsonl"
+    assert main(["annotate", "quality", "--data", str(data), "--out", str(out), "--scorer", "classifier",
+                 "--classifier", str(tmp_path / "clf"), "--sigma", "0.3", "--sigma-min", "0.2"]) == 0
+    t = read_annotations(out)
+    assert np.count_nonzero(t.sigma_min == 0) == 1 and t.classifier[int(np.argmax(t.sigma_min))].startswith("classifier:")
+    assert all(0 < e["score"] < 1 for e in t.extra)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ambient_omni.cli._options import require_positive
+from ambient_omni.errors import AmbientError
 
 DESCRIPTION = """\
 Annotate a dataset folder (writes annotations.jsonl-format files; see docs/ARCHITECTURE.md).
@@ -28,11 +29,20 @@ Annotate a dataset folder (writes annotations.jsonl-format files; see docs/ARCHI
   crops  sigma_max of ood:* images from crop classifiers (`ambient classifier train --kind crop`)
          and a locality map (`ambient locality`): the largest crop size whose crops still fool
          its classifier (mean P(target) > --threshold 0.25) -> sigma_max = map(C); OOD images get
-         sigma_min = inf; clean images 0. Writes OUT and OUT-crops.png."""
+         sigma_min = inf; clean images 0. Writes OUT and OUT-crops.png.
+  quality  sigma_min from per-image quality scores, for data whose corruption is unknown (the paper's
+         ImageNet recipe): the best --clean-fraction (0.1) by score are clean; the others get one
+         --sigma-min (--rule fraction, the paper's) or a geometric map of their score quantile onto
+         --sigma-range LO,HI (--rule quantile: the best of them LO, the worst HI). Scores (higher =
+         better) from --scores FILE (CSV id,score[,patch_C...] or JSON Lines) or a built-in --scorer:
+         sharpness (variance of the Laplacian), blockiness (JPEG grid), classifier (a noise
+         classifier's P(clean) at --sigma). With --crop-map or --locality, each image's best C x C patch
+         scores give sigma_max (the crops variant): the largest C where it scores at least the clean
+         images' --patch-quantile -> sigma_max = map(C)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``annotate`` and its four actions."""
+    """Add ``annotate`` and its five actions."""
     parser = subparsers.add_parser("annotate", help="annotate sigma_min / sigma_max per image",
                                    description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -109,6 +119,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--batch", type=int, default=1024)
     c.add_argument("--device", help="cpu, cuda, ...")
     c.set_defaults(func=run_crops)
+
+
+    q = actions.add_parser("quality", help="sigma_min (and sigma_max) from per-image quality scores",
+                           description=DESCRIPTION, formatter_class=fmt)
+    q.add_argument("--data", required=True, help="dataset folder (every image is scored)")
+    q.add_argument("--out", required=True, help="annotation file to write")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scores", help="score file: CSV (id,score[,patch_C...]) or JSON Lines (.jsonl)")
+    source.add_argument("--scorer", choices=("sharpness", "blockiness", "classifier"), help="built-in scorer")
+    q.add_argument("--classifier", help="noise classifier run or model folder (--scorer classifier)")
+    q.add_argument("--sigma", type=float, default=0.2, help="--scorer classifier: noise level of P(clean) (default 0.2)")
+    q.add_argument("--draws", type=int, default=4, help="--scorer classifier: noise draws per image (default 4)")
+    q.add_argument("--seed", type=int, default=0, help="--scorer classifier: noise seed (default 0)")
+    q.add_argument("--clean-fraction", type=float, default=0.1,
+                   help="share of the images, best scores first, treated as clean (default 0.1, the paper's)")
+    q.add_argument("--rule", choices=("fraction", "quantile"), default="fraction",
+                   help="fraction: one --sigma-min for the rest (the paper's); quantile: --sigma-range by quantile")
+    q.add_argument("--sigma-min", type=float, help="--rule fraction: sigma_min of every image that is not clean")
+    q.add_argument("--sigma-range", help="--rule quantile: LO,HI (the best non-clean image LO, the worst HI)")
+    crops = q.add_mutually_exclusive_group()
+    crops.add_argument("--crop-map", help="crops variant: crop size -> sigma_max, e.g. 4:0.1,8:0.175,16:0.2")
+    crops.add_argument("--locality", help="crops variant: the crop map from an `ambient locality` JSON")
+    q.add_argument("--patch-quantile", type=float, default=0.5,
+                   help="crops variant: quantile of the clean images' best-patch scores a patch must reach "
+                        "(default 0.5)")
+    q.add_argument("--write-scores", help="also write the scores (JSON Lines, the --scores format) to this file")
+    q.set_defaults(func=run_quality)
 
 
 def _write_table(out: str, table: Any) -> None:
@@ -225,4 +262,50 @@ def run_crops(args: argparse.Namespace) -> int:
                                    threshold=args.threshold, seed=args.seed, batch_size=args.batch, device=args.device)
     _print_written(args.out, table)
     print(f"picture: {Path(args.out).with_suffix('')}-crops.png")
+    return 0
+
+
+def _crop_map(args: argparse.Namespace) -> dict[int, float] | None:
+    """The crops variant's map from --crop-map or --locality, None without either."""
+    from ambient_omni.annotate.quality import parse_crop_map
+
+    if args.crop_map:
+        return parse_crop_map(args.crop_map)
+    if args.locality:
+        from ambient_omni.annotate.locality import read_crop_map
+        from ambient_omni.files import read_json
+
+        return read_crop_map(read_json(args.locality), args.locality)
+    return None
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    """Quality-score annotation (:func:`~ambient_omni.annotate.quality.quality_table`)."""
+    from ambient_omni.annotate import quality
+    from ambient_omni.cli._options import comma_floats
+    from ambient_omni.data.mixed import load_dataset
+
+    if args.rule == "quantile" and args.sigma_range is None:
+        raise AmbientError("--rule quantile needs --sigma-range LO,HI")
+    if args.rule == "fraction" and args.sigma_min is None:
+        raise AmbientError("--rule fraction needs --sigma-min (the paper's latent recipe: 0.2)")
+    sigma_range = comma_floats(args.sigma_range, "--sigma-range") if args.sigma_range else None
+    if sigma_range is not None and len(sigma_range) != 2:
+        raise AmbientError(f"--sigma-range {args.sigma_range!r}: give two numbers, LO,HI")
+    crop_map = _crop_map(args)
+    data = load_dataset(args.data)
+    if args.scores:
+        scores = quality.read_scores(args.scores, len(data))
+    else:
+        require_positive("--draws", args.draws)
+        scores = quality.dataset_scores(data, args.scorer, sorted(crop_map) if crop_map else (), args.classifier,
+                                        args.sigma, args.draws, args.seed)
+    if args.write_scores:
+        quality.write_scores(args.write_scores, scores)
+        print(f"wrote {args.write_scores}")
+    table = quality.quality_table(scores, clean_fraction=args.clean_fraction, rule=args.rule, sigma_min=args.sigma_min,
+                                  sigma_range=tuple(sigma_range) if sigma_range else None, crop_map=crop_map,
+                                  patch_quantile=args.patch_quantile, provenance=data.provenance,
+                                  dataset_sha256=data.sha256)
+    _write_table(args.out, table)
     return 0
