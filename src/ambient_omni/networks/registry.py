@@ -6,6 +6,7 @@ A network config is a flat JSON object with a ``kind`` and the constructor argum
     {"kind": "encoder", "in_channels": 1, ...}                                          -> UNetEncoder
     {"kind": "denoiser", "sigma_data": 0.5, <unet arguments>}                           -> EDMPrecond(UNet)
     {"kind": "classifier", "sigma_data": 0.5, <encoder arguments>}                      -> NoiseClassifier
+    {"kind": "autoencoder", "in_channels": 1, "latent_channels": 4, ...}                  -> Autoencoder
 
 Kinds come from the fixed table ``_KINDS``; unknown kinds or arguments are errors that name them.
 Note for model folders whose top-level ``kind`` is ``"denoiser"`` and whose builder wraps the
@@ -25,6 +26,7 @@ from torch import nn
 
 from ambient_omni.diffusion.edm import EDMPrecond
 from ambient_omni.errors import AmbientError
+from ambient_omni.networks.autoencoder import Autoencoder
 from ambient_omni.networks.classifier import NoiseClassifier
 from ambient_omni.networks.unet import UNet, UNetEncoder
 
@@ -41,6 +43,7 @@ _KINDS: dict[str, Callable[..., nn.Module]] = {
     "encoder": UNetEncoder,
     "denoiser": _build_denoiser,
     "classifier": NoiseClassifier,
+    "autoencoder": Autoencoder,
 }
 
 # Parameter counts are for the 28x28x1 (Fashion-MNIST) settings given here.
@@ -65,6 +68,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for annotating many images at hundreds of classifier calls each.
     "fmnist-classifier-small": {"kind": "classifier", "sigma_data": 0.5, "in_channels": 1,
                                 "model_channels": 16, "channel_mult": [1, 2, 2], "num_blocks": 1},
+    # Autoencoder for latent diffusion: 28x28x1 <-> 4x7x7 latents (factor 4, 196 numbers for 784 pixels).
+    "fmnist-ae": {"kind": "autoencoder", "in_channels": 1, "latent_channels": 4, "model_channels": 32,
+                  "channel_mult": [1, 2, 2], "num_blocks": 1},
 }
 
 
@@ -109,7 +115,8 @@ def network_config(model: nn.Module) -> dict[str, Any]:
     """The JSON config that rebuilds ``model`` (built by :func:`build_network` or by its constructor)."""
     if type(model) is EDMPrecond and type(model.backbone) is UNet:
         return _json_config({"kind": "denoiser", "sigma_data": model.sigma_data, **model.backbone.init_args})
-    for kind, cls in (("unet", UNet), ("encoder", UNetEncoder), ("classifier", NoiseClassifier)):
+    for kind, cls in (("unet", UNet), ("encoder", UNetEncoder), ("classifier", NoiseClassifier),
+                      ("autoencoder", Autoencoder)):
         if type(model) is cls:
             return _json_config({"kind": kind, **model.init_args})
     raise AmbientError(f"cannot describe a {type(model).__name__} as a network config")
