@@ -54,7 +54,7 @@ def edges(args: argparse.Namespace) -> None:
 
 
 def floor(args: argparse.Namespace) -> None:
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     table, data = read_annotations(args.file), load_dataset(args.data)
     corrupted = np.array([p != "clean" for p in data.provenance])

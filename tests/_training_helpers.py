@@ -100,7 +100,8 @@ def write_tiny_dataset(folder: Path, n: int = 48, shape: tuple[int, int, int] = 
                        seed: int = 0, corrupted: int = 0) -> Path:
     """Smooth random blobs as a dataset folder; the last ``corrupted`` images are marked corrupted."""
     from ambient_omni.data.imageset import ImageSet
-    from ambient_omni.data.mixed import MixedData, from_image_set, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import MixedData, from_image_set
 
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(n, shape[0], 2, 2))

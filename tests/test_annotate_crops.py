@@ -10,7 +10,8 @@ import torch
 
 from ambient_omni.annotate import crops
 from ambient_omni.data.annotations import read_annotations
-from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+from ambient_omni.data.mixed import MixedData
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import write_json
 from ambient_omni.networks.registry import build_network

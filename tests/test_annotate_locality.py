@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ambient_omni.annotate import locality
-from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+from ambient_omni.data.mixed import MixedData
 from ambient_omni.errors import AmbientError
 from ambient_omni.training.checkpoint import build_model, save_model
 

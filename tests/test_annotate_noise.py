@@ -145,7 +145,8 @@ def test_edge_shares_count_both_ends_of_the_grid() -> None:
 def test_a_classifier_that_calls_corrupted_images_clean_at_low_sigma_is_reported(tmp_path: Path) -> None:
     """P(clean) = sigmoid(5) at every sigma: each corrupted image crosses tau at the grid's first point and
     would train every level as if clean; annotate_dataset says so."""
-    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+    from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+    from ambient_omni.data.mixed import MixedData
     from ambient_omni.networks.registry import build_network
     from ambient_omni.training.checkpoint import save_model
 
@@ -184,7 +185,8 @@ def test_a_nan_span_is_an_error() -> None:
 
 def test_a_model_that_is_not_a_noise_classifier_is_refused(tmp_path: Path) -> None:
     from ambient_omni.data.imageset import ImageSet
-    from ambient_omni.data.mixed import from_image_set, load_dataset, write_dataset
+    from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+    from ambient_omni.data.mixed import from_image_set
     from ambient_omni.networks.registry import build_network
     from ambient_omni.training.checkpoint import save_model
 
@@ -247,7 +249,8 @@ def _constant_classifier(folder: Path, p_clean: float) -> None:
 
 
 def test_images_that_never_cross_are_reported_and_the_relative_rule_records_its_plateau(tmp_path: Path) -> None:
-    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+    from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+    from ambient_omni.data.mixed import MixedData
 
     _constant_classifier(tmp_path / "clf", 0.39)
     provenance = ["clean", "corrupted:x", "corrupted:x", "corrupted:x"]
@@ -268,7 +271,8 @@ def test_images_that_never_cross_are_reported_and_the_relative_rule_records_its_
 
 
 def test_parts_of_a_classifier_trained_further_in_the_same_folder_are_not_reused(tmp_path: Path) -> None:
-    from ambient_omni.data.mixed import MixedData, load_dataset, write_dataset
+    from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+    from ambient_omni.data.mixed import MixedData
 
     provenance = ["clean", "corrupted:x", "corrupted:x"]
     codes = np.random.default_rng(0).integers(0, 256, (3, 1, 8, 8), dtype=np.uint8)

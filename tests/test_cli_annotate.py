@@ -9,7 +9,8 @@ import pytest
 
 from ambient_omni.cli.main import main
 from ambient_omni.data.annotations import read_annotations
-from ambient_omni.data.mixed import MixedData, write_dataset
+from ambient_omni.data.dataset_folder import write_dataset
+from ambient_omni.data.mixed import MixedData
 from ambient_omni.networks.registry import build_network
 from ambient_omni.training.checkpoint import build_model, save_model
 

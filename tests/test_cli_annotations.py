@@ -13,7 +13,8 @@ from ambient_omni.cli.main import main
 from ambient_omni.data.annotations import AnnotationTable, read_annotations, write_annotations
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.imageset import ImageSet
-from ambient_omni.data.mixed import build_mixed, load_dataset, write_dataset
+from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+from ambient_omni.data.mixed import build_mixed
 
 
 @pytest.fixture()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from ambient_omni.cli.main import main
-from ambient_omni.data.mixed import MixedData, write_dataset
+from ambient_omni.data.dataset_folder import write_dataset
+from ambient_omni.data.mixed import MixedData
 from ambient_omni.training.checkpoint import read_model_config
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ambient_omni.cli.main import main
-from ambient_omni.data.mixed import MixedData, write_dataset
+from ambient_omni.data.dataset_folder import write_dataset
+from ambient_omni.data.mixed import MixedData
 from ambient_omni.training.checkpoint import load_model, read_model_config
 
 
@@ -38,7 +39,7 @@ def test_noise_classifier_negatives_are_corrupted_and_synthetic_images(tmp_path:
     import torch
 
     from ambient_omni.cli.classifier import _classes
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     data = _dataset(tmp_path / "d", ["clean", "synthetic:edm", "corrupted:x", "ood:y", "clean"])
     pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None, holdout=None))

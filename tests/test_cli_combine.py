@@ -10,7 +10,7 @@ import pytest
 from ambient_omni.cli.combine import parse_part
 from ambient_omni.cli.main import main
 from ambient_omni.data import readers
-from ambient_omni.data.mixed import load_dataset
+from ambient_omni.data.dataset_folder import load_dataset
 from ambient_omni.errors import AmbientError
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ambient_omni.cli.main import main
 from ambient_omni.data import readers
-from ambient_omni.data.mixed import load_dataset
+from ambient_omni.data.dataset_folder import load_dataset
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -25,7 +25,8 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture) -> None:
 def test_operating_system_errors_are_one_line(tmp_path, capsys: pytest.CaptureFixture) -> None:
     import numpy as np
 
-    from ambient_omni.data.mixed import MixedData, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import MixedData
 
     data = MixedData(np.zeros((2, 1, 4, 4), np.uint8), np.zeros(2, np.int64), ["s"] * 2, np.arange(2),
                      ["clean", "corrupted:x"], 0)

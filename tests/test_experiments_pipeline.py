@@ -30,7 +30,8 @@ def _ood_cell(tmp_path: Path) -> dict:
 
 
 def test_clean_only_and_fixed_cells_treat_synthetic_images_like_corrupted_ones(tmp_path: Path) -> None:
-    from ambient_omni.data.mixed import MixedData, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import MixedData
 
     provenance = ["clean", "synthetic:edm", "corrupted:blur:sigma=1.0", "ood:x"]
     codes = np.zeros((4, 1, 4, 4), dtype=np.uint8)

@@ -8,7 +8,8 @@ import torch
 
 from ambient_omni.data.annotations import AnnotationTable, write_annotations
 from ambient_omni.data.imageset import ImageSet
-from ambient_omni.data.mixed import build_mixed, load_dataset, write_dataset
+from ambient_omni.data.dataset_folder import load_dataset, write_dataset
+from ambient_omni.data.mixed import build_mixed
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.networks.registry import build_network, preset_config
 

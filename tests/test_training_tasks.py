@@ -48,7 +48,7 @@ def test_batches_resume_mid_stream(tmp_path: Path) -> None:
 
 def test_annotations_route_corrupted_images_to_high_noise(tmp_path: Path) -> None:
     from ambient_omni.data.annotations import AnnotationTable, write_annotations
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     write_tiny_dataset(tmp_path / "ds", corrupted=24)
     ds = load_dataset(tmp_path / "ds")
@@ -84,7 +84,8 @@ def test_same_seed_same_init_different_seed_different(tmp_path: Path) -> None:
 
 def test_conditional_needs_labels(tmp_path: Path) -> None:
     from ambient_omni.data.imageset import ImageSet
-    from ambient_omni.data.mixed import from_image_set, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import from_image_set
 
     codes = np.zeros((4, 1, 8, 8), dtype=np.uint8)
     write_dataset(tmp_path / "ds", from_image_set(ImageSet.from_uint8(codes), "clean", "x"))
@@ -113,7 +114,8 @@ def test_loss_switches_reach_the_ambient_loss_and_the_config(tmp_path: Path) -> 
 
 def test_a_huge_label_is_an_error_not_a_giant_embedding(tmp_path: Path) -> None:
     from ambient_omni.data.imageset import ImageSet
-    from ambient_omni.data.mixed import from_image_set, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import from_image_set
 
     codes = np.zeros((3, 1, 8, 8), dtype=np.uint8)
     labels = np.array([0, 1, 10**12])

@@ -153,7 +153,7 @@ def crops_table(data: Any, ood: np.ndarray, result: Mapping[str, Any], classifie
 def annotate_dataset(classifiers: Sequence[str | os.PathLike], locality: str | os.PathLike, data: Any,
                      out: str | os.PathLike, *, sigma: float = 0.05, threshold: float = 0.25, seed: int = 0,
                      batch_size: int = 1024, device: str | None = None) -> AnnotationTable:
-    """sigma_max of the ``ood:*`` images of ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`)
+    """sigma_max of the ``ood:*`` images of ``data`` (a :class:`~ambient_omni.data.dataset_folder.MixedDataset`)
     from the crop ``classifiers`` (run or model folders) and the ``ambient locality`` JSON ``locality``.
 
     Writes the picture ``OUT-crops.png`` (per-crop ``P(target)`` of the first OOD image), then the

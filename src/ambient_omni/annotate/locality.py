@@ -155,7 +155,7 @@ def dataset_locality(model: str | os.PathLike, data: Any, out: str | os.PathLike
                      patch: int = 2, tol: float = 1e-3, seed: int = 0, batch_size: int = 256,
                      device: str | None = None) -> dict[str, Any]:
     """Locality report of the denoiser at ``model`` (run or model folder) on the first ``images`` clean
-    images of ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`), at ``crop_sizes`` (default
+    images of ``data`` (a :class:`~ambient_omni.data.dataset_folder.MixedDataset`), at ``crop_sizes`` (default
     :func:`default_crop_sizes`). Writes the plot ``OUT.png``, then the JSON ``out`` (so the JSON marks
     both done); returns the report.
     """

@@ -325,7 +325,7 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
                      *, chunk: int = 64, batch_size: int = 2048, device: torch.device | None = None, rank: int = 0,
                      world_size: int = 1, progress: bool = True, bf16: bool = False,
                      compile: bool = False) -> AnnotationTable | None:
-    """Annotate ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`) with the classifier at
+    """Annotate ``data`` (a :class:`~ambient_omni.data.dataset_folder.MixedDataset`) with the classifier at
     ``classifier`` (run or model folder) and write the annotation file ``out``. ``bf16`` / ``compile``: the
     classifier's inference path (:func:`classifier_prob_fn`); it is part of the resumable parts' settings,
     so parts made by another path are never mixed in.

@@ -215,7 +215,7 @@ def write_scores(path: str | os.PathLike, scores: QualityScores) -> None:
 
 def dataset_scores(data: Any, scorer: str, crop_sizes: Sequence[int] = (), classifier: str | os.PathLike | None = None,
                    sigma: float = 0.2, draws: int = 4, seed: int = 0) -> QualityScores:
-    """Scores of every image of ``data`` (a :class:`~ambient_omni.data.mixed.MixedDataset`) by a built-in scorer
+    """Scores of every image of ``data`` (a :class:`~ambient_omni.data.dataset_folder.MixedDataset`) by a built-in scorer
     (:mod:`ambient_omni.annotate.quality_scores`), with best-patch scores at ``crop_sizes``; ``classifier``
     (a noise classifier run or model folder) is needed by, and only by, the ``classifier`` scorer."""
     from ambient_omni.annotate import quality_scores

@@ -167,7 +167,7 @@ def _print_written(out: str, table: Any) -> None:
 def run_fixed(args: argparse.Namespace) -> int:
     """The single-annotation baseline."""
     from ambient_omni.data.annotations import AnnotationTable
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     data = load_dataset(args.data)
     table = AnnotationTable.fixed(data.ids.numpy(), data.provenance, args.sigma_min, args.sigma_max, data.sha256)
@@ -180,7 +180,7 @@ def run_crossing(args: argparse.Namespace) -> int:
     import math
 
     from ambient_omni.annotate.crossing_rule import annotate_crossing
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     require_positive("--draws", args.draws)
     table, rule = annotate_crossing(args.classifier, load_dataset(args.data), args.draws, args.seed, args.kde_bound)
@@ -210,7 +210,7 @@ def _noise_config(args: argparse.Namespace, method: str) -> Any:
 def run_noise(args: argparse.Namespace) -> int:
     """Annotate this rank's chunks; with several ranks wait for all, then rank 0 merges and plots."""
     from ambient_omni.annotate import noise
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.training.distributed import init_distributed
 
     require_positive("--chunk", args.chunk)
@@ -255,7 +255,7 @@ def _compare(args: argparse.Namespace, prob: Any, data: Any, table: Any) -> None
 def run_crops(args: argparse.Namespace) -> int:
     """Crop-classifier sigma_max for the ood:* images (:func:`~ambient_omni.annotate.crops.annotate_dataset`)."""
     from ambient_omni.annotate import crops
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     classifiers = [path.strip() for path in args.classifiers.split(",")]
     table = crops.annotate_dataset(classifiers, args.locality, load_dataset(args.data), args.out, sigma=args.sigma,
@@ -283,7 +283,7 @@ def run_quality(args: argparse.Namespace) -> int:
     """Quality-score annotation (:func:`~ambient_omni.annotate.quality.quality_table`)."""
     from ambient_omni.annotate import quality
     from ambient_omni.cli._options import comma_floats
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     if args.rule == "quantile" and args.sigma_range is None:
         raise AmbientError("--rule quantile needs --sigma-range LO,HI")

@@ -77,7 +77,7 @@ def _read(path: str, data: str | None) -> tuple[Any, list[str] | None]:
 
     if data is None:
         return read_annotations(path), None
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     dataset = load_dataset(data)
     return read_annotations(path, ids=dataset.ids.numpy(), dataset_sha256=dataset.sha256), list(dataset.provenance)

@@ -67,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.training.autoencoder_task import train_autoencoder
     from ambient_omni.training.checkpoint import load_model
     from ambient_omni.training.loop import TrainConfig

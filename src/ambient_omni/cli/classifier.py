@@ -66,7 +66,8 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """Positive and negative image tensors and a description of where they came from."""
     import torch
 
-    from ambient_omni.data.mixed import LOW_QUALITY_KINDS, load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
+    from ambient_omni.data.mixed import LOW_QUALITY_KINDS
     from ambient_omni.errors import AmbientError
 
     if args.kind == "crop" and (args.target or args.ood):

@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_part(text: str):  # -> ambient_omni.data.mixed.Part
     """``KIND:SOURCE[@model=NAME][@count=K|@fraction=F]`` -> a :class:`~ambient_omni.data.mixed.Part`."""
-    from ambient_omni.data.mixed import Part, load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
+    from ambient_omni.data.mixed import Part
     from ambient_omni.data.readers import canonical_source, read_source, split_options
     from ambient_omni.data.synthetic import read_synthetic, synthetic_provenance
     from ambient_omni.errors import AmbientError
@@ -89,7 +90,8 @@ def parse_part(text: str):  # -> ambient_omni.data.mixed.Part
 
 def run(args: argparse.Namespace) -> int:
     """Read every part, combine them and write the folder."""
-    from ambient_omni.data.mixed import combine_datasets, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import combine_datasets
 
     parts = [parse_part(text) for text in args.part]
     data = combine_datasets(parts, args.seed)

@@ -77,7 +77,8 @@ def recorded_command(args: argparse.Namespace, source: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Read the source, choose the clean images, corrupt the rest and write the folder."""
     from ambient_omni.data.corruptions import parse_corruption
-    from ambient_omni.data.mixed import build_mixed, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import build_mixed
     from ambient_omni.data.readers import read_source
 
     source = source_spec(args.source, args.classes)

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Measure, write the JSON and the plot (:func:`~ambient_omni.annotate.locality.dataset_locality`)."""
     from ambient_omni.annotate import locality
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.errors import AmbientError
 
     try:

@@ -26,7 +26,7 @@ def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -
     seeded by the classifier seed) and records it for the crossing rule."""
     from ambient_omni.annotate.classifier_task import train_classifier
     from ambient_omni.annotate.crossing_rule import holdout_mask, holdout_record
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.networks.registry import preset_config
 
     data = load_dataset(dataset_dir)
@@ -66,7 +66,7 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
     clean and corrupted counts as every corrupted image's sigma_min."""
     from ambient_omni.annotate.crossing_rule import HOLDOUT_FRACTION, annotate_crossing
     from ambient_omni.data.annotations import write_annotations
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     ccfg = classifier_settings(cfg)
     ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
@@ -93,7 +93,7 @@ def classifier_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -
     ``classifier.sigma_min_floor = S`` the cell trains on a copy floored at S
     (:func:`~ambient_omni.data.annotation_ops.floor_sigma_min`), made from the same unfloored file."""
     from ambient_omni.annotate.noise import annotate_dataset, write_pictures
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     ccfg = classifier_settings(cfg)
     floor = ccfg.pop("sigma_min_floor", None)

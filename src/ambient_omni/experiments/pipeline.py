@@ -60,7 +60,8 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
     of the target source plus ``ood_count`` (default all) images of the OOD source.
     """
     from ambient_omni.data.corruptions import parse_corruption
-    from ambient_omni.data.mixed import Part, build_mixed, combine_datasets, write_dataset
+    from ambient_omni.data.dataset_folder import write_dataset
+    from ambient_omni.data.mixed import Part, build_mixed, combine_datasets
     from ambient_omni.data.readers import read_source
 
     spec = dataset_spec(cfg)
@@ -89,7 +90,8 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
 def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
     """The annotation file of a cell's method (``None`` = every image clean: ``all-data``)."""
     from ambient_omni.data.annotations import AnnotationTable, write_annotations
-    from ambient_omni.data.mixed import LOW_QUALITY_KINDS, load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
+    from ambient_omni.data.mixed import LOW_QUALITY_KINDS
 
     method = cfg["method"]
     if method == "all-data":
@@ -213,7 +215,7 @@ def crops_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Pat
     a denoiser on the target images only, its locality map (``root/locality/``), one crop classifier per
     crop size, then the crop annotation (``root/annotations/``, with its ``-crops.png`` picture)."""
     from ambient_omni.annotate import crops
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
 
     ccfg = {**DEFAULT_CROPS, **cfg.get("crops", {})}
     data = load_dataset(dataset_dir)
@@ -306,7 +308,7 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
 def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
     """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them."""
     from ambient_omni.data.imageset import to_uint8
-    from ambient_omni.data.mixed import load_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.metrics.evaluate import evaluate
     from ambient_omni.training.preview import save_grid
     from ambient_omni.training.sampling import generate, load_denoiser

@@ -83,7 +83,7 @@ class DenoiserTask:
     """Train ``EDMPrecond(UNet)`` with the ambient loss on a dataset folder (see module doc)."""
 
     def __init__(self, settings: DenoiserSettings) -> None:
-        from ambient_omni.data.mixed import load_dataset
+        from ambient_omni.data.dataset_folder import load_dataset
         from ambient_omni.diffusion.ambient_loss import AmbientLoss
         from ambient_omni.networks.registry import build_network, preset_config
 
