@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ambient_omni.device import pick_device
     from ambient_omni.files import atomic_write_bytes, write_json
     from ambient_omni.training.preview import save_grid
-    from ambient_omni.training.sampling import generate, load_denoiser, sample_labels
+    from ambient_omni.training.sampling import decode_samples, generate, is_latent, load_denoiser, sample_labels
 
     seeds = _seeds(args)
     device = pick_device(args.device)
@@ -75,16 +75,19 @@ def run(args: argparse.Namespace) -> int:
     labels = sample_labels(seeds, int(config.get("num_classes", 0)) if config["network"].get("label_dim") else 0,
                            args.class_label)
     options = {"solver": args.solver, "s_churn": args.churn, "guidance": args.guidance, "bf16": args.bf16}
-    images, labels = generate(model, seeds, shape, steps=args.steps, batch_size=args.batch, labels=labels,
-                              progress=True, **options)
+    samples, labels = generate(model, seeds, shape, steps=args.steps, batch_size=args.batch, labels=labels,
+                               progress=True, clamp=not is_latent(config), **options)
+    images = decode_samples(samples, config)  # a latent model's samples decoded by its recorded autoencoder
     codes = to_uint8(images).numpy()
     out = Path(args.out)
     buffer = io.BytesIO()
-    np.savez(buffer, images=codes, seeds=np.asarray(seeds, dtype=np.int64), labels=labels.numpy())
+    latents = {"latents": samples.numpy()} if is_latent(config) else {}
+    np.savez(buffer, images=codes, seeds=np.asarray(seeds, dtype=np.int64), labels=labels.numpy(), **latents)
     atomic_write_bytes(out / "samples.npz", buffer.getvalue())
     save_grid(out / "grid.png", codes, scale=args.scale)
     write_json(out / "sampling.json", {"model": source, "n": len(seeds), "seeds": args.seeds or f"0-{len(seeds) - 1}",
                                        "steps": args.steps, "batch": args.batch, "device": str(device),
-                                       "class": args.class_label, "image_shape": list(shape), **options})
+                                       "class": args.class_label, "image_shape": list(shape), "latent": is_latent(config),
+                                       **options})
     print(f"{len(seeds)} samples written to {out} (grid.png, samples.npz, sampling.json)")
     return 0

@@ -9,6 +9,9 @@ A dataset folder (docs/ARCHITECTURE.md) holds
                     recipe, command and the sha256 of images.npy, labels.npy and manifest.jsonl
     README.md       a human summary
 
+A latent dataset folder (``ambient latents encode``, :mod:`ambient_omni.latents`) is the same with float32
+latents in ``images.npy`` and a ``latent`` entry in dataset.json (the autoencoder and the per-channel scale).
+
 Image ids are ``0..N-1`` in file order. The same data gives the same bytes in every file (nothing time- or
 path-dependent is written); :func:`load_dataset` checks every file against its recorded sha256, the manifest
 against the labels and the counts against dataset.json.
@@ -62,6 +65,14 @@ def _unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _images_line(info: dict[str, Any]) -> str:
+    """What images.npy holds: uint8 pixel codes, or the latents of an autoencoder."""
+    if "latent" not in info:
+        return "uint8 (N, C, H, W); code u is the value u / 127.5 - 1."
+    return ("float32 (N, C, H, W) latents of the autoencoder in dataset.json['latent'], scaled per channel to the "
+            "standard deviation sigma_data; decode with `ambient_omni.latents.decode_latents`.")
+
+
 def _readme(info: dict[str, Any]) -> str:
     """The human summary: counts, shape, how it was made and the command."""
     c, h, w = info["shape"]
@@ -73,7 +84,7 @@ def _readme(info: dict[str, Any]) -> str:
             f"Sources: {', '.join(f'`{s}`' for s in info['sources'])}.\n"
             f"Corruptions: {', '.join(f'`{s}`' for s in info['specs']) or 'none'}.\n\n"
             f"## How it was made\n\n    {command}\n\nRecipe:\n\n```json\n{recipe}\n```\n\n"
-            "## Files\n\n- `images.npy`: uint8 (N, C, H, W); code u is the value u / 127.5 - 1.\n"
+            f"## Files\n\n- `images.npy`: {_images_line(info)}\n"
             "- `labels.npy`: int64 (N,), -1 = no label.\n"
             "- `manifest.jsonl`: per image id, source, source_index, label, provenance.\n"
             "- `dataset.json`: format, seed, counts, recipe and sha256 checksums.\n\n"
@@ -108,7 +119,8 @@ def write_dataset(folder: str | os.PathLike, data: MixedData, command: str | Non
             "seed": data.seed, "sources": _unique(data.sources),
             "specs": _unique([p.partition(":")[2] for p in data.provenance if p.startswith("corrupted:")]),
             "counts": data.counts(), "class_names": data.class_names, "recipe": data.recipe,
-            "command": command, "sha256": {name: _sha256(blob) for name, blob in blobs.items()}}
+            "command": command, "sha256": {name: _sha256(blob) for name, blob in blobs.items()},
+            **({"latent": data.latent} if data.latent is not None else {})}
     for name, blob in blobs.items():
         atomic_write_bytes(folder / name, blob)
     atomic_write_text(folder / "README.md", _readme(info))
@@ -119,15 +131,17 @@ def write_dataset(folder: str | os.PathLike, data: MixedData, command: str | Non
 # ----------------------------------------------------------------------------- loading
 
 class MixedDataset(Dataset):
-    """A loaded dataset folder. ``images`` (N, C, H, W) float32 in [-1, 1] (converted once),
-    ``labels`` and ``ids`` int64 tensors, ``provenance``/``sources`` lists, ``source_index``,
-    ``info`` (dataset.json), ``sha256`` (hex digest of images.npy), ``path``."""
+    """A loaded dataset folder. ``images`` (N, C, H, W) float32 in [-1, 1] (converted once; a latent folder's
+    latents as they are), ``labels`` and ``ids`` int64 tensors, ``provenance``/``sources`` lists, ``source_index``,
+    ``info`` (dataset.json), ``latent`` (its ``latent`` entry, None for images), ``sha256`` (hex digest of
+    images.npy), ``path``."""
 
     def __init__(self, path: Path, codes: np.ndarray, labels: np.ndarray, records: list[dict[str, Any]],
                  info: dict[str, Any]) -> None:
         self.path = path
         self.codes = codes
-        self.images = from_uint8(codes)
+        self.latent: dict[str, Any] | None = info.get("latent")
+        self.images = from_uint8(codes) if self.latent is None else torch.from_numpy(codes.copy())
         self.labels = torch.from_numpy(labels.astype(np.int64))
         self.ids = torch.arange(len(records), dtype=torch.int64)
         self.provenance = [r["provenance"] for r in records]
@@ -147,7 +161,7 @@ class MixedDataset(Dataset):
         return MixedData(self.codes, self.labels.numpy(), list(self.sources), self.source_index.copy(),
                          list(self.provenance), int(self.info["seed"]),
                          [{"dataset": self.path.name, "seed": self.info["seed"], "recipe": self.info["recipe"]}],
-                         list(self.info.get("class_names", [])))
+                         list(self.info.get("class_names", [])), self.latent)
 
 
 def _read_checked(folder: Path, name: str, expected: str) -> bytes:
@@ -239,6 +253,19 @@ def _check_info_size(info: dict[str, Any], path: Path, shape: tuple[int, ...]) -
         raise AmbientError(f"{path}: 'shape' is {info['shape']} but images.npy has {list(shape[1:])}")
 
 
+def _check_images(codes: np.ndarray, info: dict[str, Any], path: Path) -> None:
+    """uint8 (N, C, H, W) pixel codes, or with a ``latent`` entry (an object) finite float32 latents."""
+    latent = "latent" in info
+    if latent and not isinstance(info["latent"], dict):
+        raise AmbientError(f"{path.parent / 'dataset.json'}: 'latent' must be an object, got {info['latent']!r}")
+    kind = np.float32 if latent else np.uint8
+    if codes.dtype != kind or codes.ndim != 4:
+        raise AmbientError(f"{path}: expected {np.dtype(kind).name} (N, C, H, W){' latents' if latent else ''}, "
+                           f"got {codes.dtype} {codes.shape}")
+    if latent and not np.isfinite(codes).all():
+        raise AmbientError(f"{path}: the latents are not all finite")
+
+
 def load_dataset(folder: str | os.PathLike) -> MixedDataset:
     """Load and validate a dataset folder: files present, format/version, sha256 of each data
     file, dtypes and shapes, manifest ids/labels, counts equal to dataset.json."""
@@ -258,8 +285,7 @@ def load_dataset(folder: str | os.PathLike) -> MixedDataset:
     _check_info_types(info, folder / "dataset.json")
     codes = _load_npy(_read_checked(folder, "images.npy", sums["images.npy"]), folder / "images.npy")
     labels = _load_npy(_read_checked(folder, "labels.npy", sums["labels.npy"]), folder / "labels.npy")
-    if codes.dtype != np.uint8 or codes.ndim != 4:
-        raise AmbientError(f"{folder / 'images.npy'}: expected uint8 (N, C, H, W), got {codes.dtype} {codes.shape}")
+    _check_images(codes, info, folder / "images.npy")
     if labels.dtype != np.int64 or labels.shape != (codes.shape[0],):
         raise AmbientError(f"{folder / 'labels.npy'}: expected int64 ({codes.shape[0]},), got "
                            f"{labels.dtype} {labels.shape}")

@@ -46,7 +46,10 @@ def round_half_up(x: float) -> int:
 
 @dataclass
 class MixedData:
-    """A dataset in memory, exactly as it is written: uint8 codes and one record per image."""
+    """A dataset in memory, exactly as it is written: uint8 codes and one record per image.
+
+    A latent dataset (:mod:`ambient_omni.latents`) holds float32 latents instead, with ``latent`` describing the
+    autoencoder and the latent scale; an image dataset has ``latent = None``."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -56,12 +59,16 @@ class MixedData:
     seed: int
     recipe: list[dict[str, Any]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    latent: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(f"MixedData.images must be uint8 (N, C, H, W), got {self.images.dtype} "
+        kind = "uint8" if self.latent is None else "float32"
+        if self.images.dtype != np.dtype(kind) or self.images.ndim != 4:
+            raise ValueError(f"MixedData.images must be {kind} (N, C, H, W), got {self.images.dtype} "
                              f"{self.images.shape}")
+        if self.latent is not None and not np.isfinite(self.images).all():
+            raise AmbientError("latent dataset: the latents must be finite")
         if not (self.labels.shape == self.source_index.shape == (n,)
                 and len(self.sources) == len(self.provenance) == n):
             raise ValueError("MixedData: labels, sources, source_index and provenance need one entry per image")
@@ -82,7 +89,7 @@ class MixedData:
         index = np.asarray(index, dtype=np.int64)
         return MixedData(self.images[index], self.labels[index], [self.sources[i] for i in index],
                          self.source_index[index], [self.provenance[i] for i in index], self.seed,
-                         list(self.recipe), list(self.class_names))
+                         list(self.recipe), list(self.class_names), self.latent)
 
 
 def from_image_set(images: ImageSet, provenance: str, source: str, seed: int = 0) -> MixedData:
@@ -209,6 +216,8 @@ def combine_datasets(parts: Sequence[Part], seed: int) -> MixedData:
         if piece.images.shape[1:] != shape:
             raise AmbientError(f"part {i} has images of shape {piece.images.shape[1:]} (C, H, W), "
                                f"part 0 has {shape}; all parts need one shape")
+    if any(piece.latent != pieces[0].latent for piece in pieces[1:]):
+        raise AmbientError("combine: the parts are not all images, or not latents of one autoencoder at one scale")
     class_names = next((p.class_names for p in pieces if p.class_names), [])
     return MixedData(
         images=np.concatenate([p.images for p in pieces]),
@@ -219,4 +228,5 @@ def combine_datasets(parts: Sequence[Part], seed: int) -> MixedData:
         seed=seed,
         recipe=[{"part": i, "recipe": p.recipe, "n": len(p)} for i, p in enumerate(pieces)],
         class_names=list(class_names),
+        latent=pieces[0].latent,
     )

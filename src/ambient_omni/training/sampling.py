@@ -74,8 +74,9 @@ def sample_labels(seeds: list[int], num_classes: int, class_label: int | None) -
 @torch.no_grad()
 def generate(model: nn.Module, seeds: list[int], shape: tuple[int, int, int], steps: int = 18,
              batch_size: int = 64, labels: torch.Tensor | None = None, progress: bool = False,
-             **sampler_options: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``(N, C, H, W)`` in [-1, 1] (float32, CPU) for ``seeds`` and the labels used.
+             clamp: bool = True, **sampler_options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples ``(N, C, H, W)`` in [-1, 1] (float32, CPU; ``clamp=False`` leaves them unclamped, as latents
+    must be) for ``seeds`` and the labels used.
 
     ``sampler_options`` (``solver``, ``s_churn``, ``guidance``, ...) go to
     ``diffusion.samplers.edm_sampler``; all-``-1`` labels mean unconditional sampling.
@@ -92,4 +93,19 @@ def generate(model: nn.Module, seeds: list[int], shape: tuple[int, int, int], st
                                steps=steps, **sampler_options)
     finally:
         model.train(was_training)
-    return images.float().cpu().clamp(-1, 1), labels
+    images = images.float().cpu()
+    return (images.clamp(-1, 1) if clamp else images), labels
+
+
+def is_latent(config: dict[str, Any]) -> bool:
+    """Whether a denoiser's model config says it was trained on a latent dataset."""
+    return config.get("latent") is not None
+
+
+def decode_samples(samples: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+    """Images of a denoiser's samples: decoded by the recorded autoencoder for a latent model, else as they are."""
+    if not is_latent(config):
+        return samples
+    from ambient_omni.latents import decode_latents
+
+    return decode_latents(samples, config["latent"])

@@ -165,6 +165,7 @@ class DenoiserTask:
             "annotations": ({"file": Path(s.annotations).name, "dataset_sha256": self.table.dataset_sha256}
                             if s.annotations else "none: every image clean"),
             "annotation_counts": _counts(self.table),
+            **({"latent": self.dataset.latent} if self.dataset.latent is not None else {}),
             "settings": {k: v for k, v in asdict(s).items()
                          if k not in _NOT_TRAJECTORY and not (k in _ADDED_LATER and v == _ADDED_LATER[k])},
         }
@@ -179,9 +180,11 @@ class DenoiserTask:
     def make_preview(self, ema_model: nn.Module, step: int, out_dir: Path) -> Path:
         """EMA samples from fixed seeds ``0..preview_n-1`` as ``out_dir/preview-<step>.png``."""
         from ambient_omni.training.preview import save_grid
-        from ambient_omni.training.sampling import generate
+        from ambient_omni.training.sampling import decode_samples, generate
 
         s = self.settings
-        images, _ = generate(ema_model, seeds=list(range(s.preview_n)), shape=self.image_shape,
-                             steps=s.preview_steps, batch_size=s.preview_n)
+        latent = self.dataset.latent is not None
+        samples, _ = generate(ema_model, seeds=list(range(s.preview_n)), shape=self.image_shape,
+                              steps=s.preview_steps, batch_size=s.preview_n, clamp=not latent)
+        images = decode_samples(samples, {"latent": self.dataset.latent})
         return save_grid(Path(out_dir) / f"preview-{step:08d}.png", images, scale=2)
