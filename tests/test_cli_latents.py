@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from _training_helpers import write_tiny_dataset
 from ambient_omni.cli.main import main
+from ambient_omni.data.annotations import read_annotations
 from ambient_omni.data.dataset_folder import load_dataset
 
 AE = ["--channels", "4", "--channel-mult", "1,2", "--latent-channels", "2", "--batch", "4", "--no-progress",
@@ -47,3 +48,21 @@ def test_encode_train_resume_and_sample_decoded_images(tmp_path: Path, capsys: p
     assert main(["sample", "--model", str(tmp_path / "once"), "--seeds", "0", "--out", str(tmp_path / "s2"),
                  "--steps", "2"]) == 2
     assert "not the autoencoder these latents were made with" in capsys.readouterr().err
+
+
+def test_quality_scores_of_the_pixel_folder_annotate_the_latent_folder(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    data = write_tiny_dataset(tmp_path / "ds")
+    assert main(["autoencoder", "train", "--data", str(data), "--out", str(tmp_path / "ae"), "--steps", "1", *AE]) == 0
+    assert main(["latents", "encode", "--data", str(data), "--autoencoder", str(tmp_path / "ae"),
+                 "--out", str(tmp_path / "lat")]) == 0
+    quality = ["annotate", "quality", "--clean-fraction", "0.25", "--sigma-min", "0.2"]
+    assert main([*quality, "--data", str(tmp_path / "lat"), "--scorer", "sharpness", "--out", str(tmp_path / "q")]) == 2
+    assert "score its pixel dataset instead" in capsys.readouterr().err
+    scores = tmp_path / "scores.jsonl"
+    assert main([*quality, "--data", str(data), "--scorer", "sharpness", "--out", str(tmp_path / "px.jsonl"),
+                 "--write-scores", str(scores)]) == 0
+    assert main([*quality, "--data", str(tmp_path / "lat"), "--scores", str(scores), "--out",
+                 str(tmp_path / "lat.jsonl")]) == 0
+    latent, pixels = read_annotations(tmp_path / "lat.jsonl"), read_annotations(tmp_path / "px.jsonl")
+    assert latent.sigma_min.tolist() == pixels.sigma_min.tolist() and np.count_nonzero(latent.sigma_min == 0) == round(0.25 * len(latent))

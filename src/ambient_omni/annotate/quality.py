@@ -220,6 +220,9 @@ def dataset_scores(data: Any, scorer: str, crop_sizes: Sequence[int] = (), class
     (a noise classifier run or model folder) is needed by, and only by, the ``classifier`` scorer."""
     from ambient_omni.annotate import quality_scores
 
+    if scorer != "classifier" and getattr(data, "latent", None) is not None:
+        raise AmbientError(f"{data.path}: a latent dataset; score its pixel dataset instead (ambient annotate quality "
+                           "--data PIXELS ... --write-scores FILE) and pass --scores FILE here (the ids are the same)")
     if scorer == "classifier":
         if classifier is None:
             raise AmbientError("the 'classifier' scorer needs a noise classifier (--classifier RUN)")
