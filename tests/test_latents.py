@@ -133,3 +133,23 @@ def test_the_diffusers_adapter_maps_grey_images_to_rgb_and_back(tmp_path: Path, 
     monkeypatch.setitem(sys.modules, "diffusers", None)  # not installed
     with pytest.raises(AmbientError, match="optional package diffusers"):
         DiffusersCodec(tmp_path / "vae", channels=1)
+
+
+def test_a_random_diffusers_autoencoderkl_encodes_and_decodes_a_grey_folder(tmp_path: Path) -> None:
+    from diffusers import AutoencoderKL  # the optional dependency, installed with the dev extra
+
+    from ambient_omni.latents import DiffusersCodec
+
+    torch.manual_seed(0)
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+                  latent_channels=2, norm_num_groups=8, sample_size=8).save_pretrained(tmp_path / "vae",
+                                                                                       safe_serialization=True)
+    pixels = load_dataset(_pixels(tmp_path / "px"))
+    codec = DiffusersCodec(tmp_path / "vae", channels=1)
+    write_dataset(tmp_path / "lat", encode_dataset(pixels, codec))
+    latent = load_dataset(tmp_path / "lat")
+    assert latent.images.shape == (8, 2, 4, 4) and latent.latent["autoencoder"]["kind"] == "diffusers-autoencoderkl"
+    images = decode_latents(latent.images[:3], latent.latent)
+    assert images.shape == (3, 1, 8, 8) and float(images.abs().max()) <= 1
+    torch.testing.assert_close(images, codec.decode(codec.encode(pixels.images[:3])), atol=1e-4, rtol=1e-4)
