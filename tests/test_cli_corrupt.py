@@ -56,6 +56,14 @@ def test_corrupt_class_count_and_subset(fmnist: Path, tmp_path: Path) -> None:
     assert dataset.info["counts"]["clean"] == 2
 
 
+def test_corrupt_with_mixed_corruptions(fmnist: Path, tmp_path: Path) -> None:
+    assert run("--source", "fashion-mnist:train", "--corruption", "blur:sigma=1.0", "--corruption", "jpeg:quality=10",
+               "--clean-count", "2", "--n", "7", "--out", str(tmp_path / "m")) == 0
+    dataset = load_dataset(tmp_path / "m")
+    assert dataset.info["counts"] == {"clean": 2, "corrupted:blur:sigma=1": 3, "corrupted:jpeg:quality=10": 2}
+    assert dataset.info["command"].count("--corruption") == 2
+
+
 def test_corrupt_user_errors(fmnist: Path, tmp_path: Path, capsys) -> None:
     out = ["--out", str(tmp_path / "d")]
     assert run("--source", "fashion-mnist", "--corruption", "smudge:x=1", "--clean-fraction", "0.1", *out) == 2

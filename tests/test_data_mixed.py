@@ -27,6 +27,30 @@ def test_build_mixed_counts_and_pixels() -> None:
     assert data.labels.tolist() == source.labels.tolist() and data.source_index.tolist() == list(range(20))
 
 
+class Brighten(Darken):
+    """A second stand-in corruption: x -> (x + 1) / 2."""
+
+    spec = "brighten:test=1"
+
+    def __call__(self, images: torch.Tensor, ids: torch.Tensor, seed: int) -> torch.Tensor:
+        self.seen_ids += ids.tolist()
+        return (images + 1) / 2
+
+
+def test_several_corruptions_take_the_corrupted_positions_in_turn() -> None:
+    source, darken, brighten = image_set(20), Darken(), Brighten()
+    data = build_mixed(source, [darken, brighten], 0.25, seed=5, source_name="toy")
+    positions = np.flatnonzero([p != "clean" for p in data.provenance])
+    assert darken.seen_ids == positions[0::2].tolist() and brighten.seen_ids == positions[1::2].tolist()
+    assert data.counts() == {"clean": 5, "corrupted:brighten:test=1": 7, "corrupted:darken:test=1": 8}
+    expected = to_uint8(Brighten()(source.images[positions[1::2]], torch.from_numpy(positions[1::2]), 5)).numpy()
+    assert np.array_equal(data.images[positions[1::2]], expected)
+    assert data.recipe[0]["corruption"] == ["darken:test=1", "brighten:test=1"]
+    single = build_mixed(source, [Darken()], 0.25, seed=5, source_name="toy")
+    assert np.array_equal(single.images, build_mixed(source, Darken(), 0.25, 5, "toy").images)
+    assert single.recipe[0]["corruption"] == "darken:test=1"
+
+
 def test_clean_count_rounding_and_subset() -> None:
     assert [round_half_up(x) for x in (0.5, 1.5, 2.5, 2.49)] == [1, 2, 3, 2]
     source = image_set(10)

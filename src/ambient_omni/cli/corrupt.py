@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="image source spec (see below); "
                         "'fashion-mnist' means the train split")
-    parser.add_argument("--corruption", help="corruption spec, e.g. blur:sigma=0.6 (not needed when "
-                        "every image stays clean)")
+    parser.add_argument("--corruption", action="append", help="corruption spec, e.g. blur:sigma=0.6 (not needed "
+                        "when every image stays clean); repeat it for mixed corruptions: the corrupted images take "
+                        "them in turn")
     count = parser.add_mutually_exclusive_group(required=True)
     count.add_argument("--clean-fraction", type=float, help="fraction of images kept clean, in [0, 1]; "
                        "clean count = floor(fraction * N + 0.5)")
@@ -62,8 +63,8 @@ def source_spec(source: str, classes: str | None) -> str:
 def recorded_command(args: argparse.Namespace, source: str) -> str:
     """The command line that rebuilds this dataset (without --out, so it is location-free)."""
     words = ["ambient", "corrupt", "--source", source]
-    if args.corruption:
-        words += ["--corruption", args.corruption]
+    for spec in args.corruption or []:
+        words += ["--corruption", spec]
     if args.clean_count is not None:
         words += ["--clean-count", str(args.clean_count)]
     else:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ambient_omni.data.readers import read_source
 
     source = source_spec(args.source, args.classes)
-    corruption = parse_corruption(args.corruption) if args.corruption else None
+    corruption = [parse_corruption(spec) for spec in args.corruption] if args.corruption else None
     images = read_source(source)
     data = build_mixed(images, corruption, args.clean_fraction, args.seed, source, n=args.n,
                        clean_count=args.clean_count)

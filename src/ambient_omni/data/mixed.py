@@ -134,14 +134,16 @@ def _corrupt(images: torch.Tensor, ids: torch.Tensor, corruption: Corruption, se
     return out
 
 
-def build_mixed(source: ImageSet, corruption: Corruption | None, clean_fraction: float | None, seed: int,
-                source_name: str, n: int | None = None, clean_count: int | None = None) -> MixedData:
+def build_mixed(source: ImageSet, corruption: Corruption | Sequence[Corruption] | None, clean_fraction: float | None,
+                seed: int, source_name: str, n: int | None = None, clean_count: int | None = None) -> MixedData:
     """Keep ``K`` images clean, corrupt the rest: the mixed-quality dataset of the paper.
 
     1. With ``n``, a uniform random subset of ``n`` source images (kept in source order).
     2. ``K = clean_count`` or ``round_half_up(clean_fraction * N)`` positions drawn uniformly
        (generator ``(seed, "clean")``) stay clean; the others get
-       ``corruption(images, ids=positions, seed)`` and provenance ``corrupted:<spec>``.
+       ``corruption(images, ids=positions, seed)`` and provenance ``corrupted:<spec>``. Several corruptions
+       (a sequence: unknown, mixed corruptions) take the corrupted positions in turn: the ``j``-th corrupted
+       position in order gets ``corruption[j mod len(corruption)]``.
     3. Everything is quantized to uint8 (:func:`~ambient_omni.data.imageset.to_uint8`).
     """
     total = len(source)
@@ -154,18 +156,23 @@ def build_mixed(source: ImageSet, corruption: Corruption | None, clean_fraction:
     clean = np.zeros(size, dtype=bool)
     clean[_choose(size, k, generator(seed, "clean"))] = True
     codes = to_uint8(source.images)
-    dirty = torch.from_numpy(np.flatnonzero(~clean))
-    if dirty.numel():
-        if corruption is None:
-            raise AmbientError("a corruption is needed unless every image is clean")
-        codes[dirty] = _corrupt(source.images[dirty], dirty, corruption, seed)
-    dirty_name = f"corrupted:{corruption.spec}" if corruption is not None else ""
+    stages = [] if corruption is None else [corruption] if hasattr(corruption, "spec") else list(corruption)
+    dirty = np.flatnonzero(~clean)
+    provenance = ["clean"] * size
+    if len(dirty) and not stages:
+        raise AmbientError("a corruption is needed unless every image is clean")
+    for j, stage in enumerate(stages):
+        mine = torch.from_numpy(dirty[j :: len(stages)])
+        if mine.numel():
+            codes[mine] = _corrupt(source.images[mine], mine, stage, seed)
+        for i in mine.tolist():
+            provenance[i] = f"corrupted:{stage.spec}"
     assert source.source_index is not None
+    specs = [stage.spec for stage in stages]
     recipe = {"source": source_name, "n": size, "subset_of": total if n is not None else None,
-              "clean": k, "corruption": corruption.spec if corruption is not None else None, "seed": seed}
+              "clean": k, "corruption": (specs[0] if len(specs) == 1 else specs) if specs else None, "seed": seed}
     return MixedData(codes.numpy(), source.labels.numpy().copy(), [source_name] * size,
-                     source.source_index.numpy().copy(),
-                     ["clean" if c else dirty_name for c in clean], seed, [recipe], list(source.class_names))
+                     source.source_index.numpy().copy(), provenance, seed, [recipe], list(source.class_names))
 
 
 @dataclass
