@@ -26,6 +26,7 @@ import torch
 from ambient_omni.annotate.locality import DEFAULT_SIGMAS
 from ambient_omni.errors import AmbientError
 from ambient_omni.experiments.classifier_stage import classifier_annotations, crossing_annotations
+from ambient_omni.experiments.latent_stage import latent_dataset, quality_annotations
 from ambient_omni.experiments.stage_keys import config_hash, mark_stage, stage_done
 from ambient_omni.files import read_json, write_json
 from ambient_omni.training.checkpoint import ADOPTED_RECORD
@@ -56,7 +57,7 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
     """Build (or reuse) the dataset folder of a cell: ``root/datasets/<hash>``.
 
     Mixed-quality (``corruption`` given): ``clean_count`` clean images of ``source`` (a subset of
-    ``n``), the rest corrupted. OOD (``target`` and ``ood`` given): ``target_count`` clean images
+    ``n``), the rest corrupted (a list of corruptions: the corrupted images take them in turn). OOD (``target`` and ``ood`` given): ``target_count`` clean images
     of the target source plus ``ood_count`` (default all) images of the OOD source.
     """
     from ambient_omni.data.corruptions import parse_corruption
@@ -76,7 +77,8 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
         data = combine_datasets(parts, seed)
     elif spec["corruption"]:
         source = spec["source"] or "fashion-mnist:train"
-        data = build_mixed(read_source(source), parse_corruption(spec["corruption"]), spec["clean_fraction"], seed,
+        specs = spec["corruption"] if isinstance(spec["corruption"], list) else [spec["corruption"]]
+        data = build_mixed(read_source(source), [parse_corruption(s) for s in specs], spec["clean_fraction"], seed,
                            source, n=spec["n"], clean_count=spec["clean_count"])
     else:
         raise AmbientError(f"cell dataset: give either 'corruption' or 'target' + 'ood' (got {spec})")
@@ -87,8 +89,9 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
 
 # ----------------------------------------------------------------------------- annotations
 
-def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path | None:
-    """The annotation file of a cell's method (``None`` = every image clean: ``all-data``)."""
+def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path, pixel_dir: Path | None = None) -> Path | None:
+    """The annotation file of a cell's method (``None`` = every image clean: ``all-data``); ``pixel_dir`` is the
+    pixel dataset of a latent cell's ``dataset_dir`` (the ``quality`` method scores its images)."""
     from ambient_omni.data.annotations import AnnotationTable, write_annotations
     from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.data.mixed import LOW_QUALITY_KINDS
@@ -109,6 +112,8 @@ def make_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path
         return classifier_annotations(cfg, dataset_dir, root)
     elif method == "crossing":
         return crossing_annotations(cfg, dataset_dir, root)
+    elif method == "quality":
+        return quality_annotations(cfg, dataset_dir, pixel_dir or dataset_dir, root)
     elif method == "ood-crops":
         return crops_annotations(cfg, dataset_dir, root)
     else:
@@ -305,20 +310,25 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
     return offered
 
 
-def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]:
-    """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them."""
+def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path,
+                        pixel_dir: Path | None = None) -> dict[str, Any]:
+    """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them. A latent cell's samples
+    are decoded first, and its memorized share is measured against the clean images of ``pixel_dir``."""
     from ambient_omni.data.imageset import to_uint8
     from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.metrics.evaluate import evaluate
     from ambient_omni.training.preview import save_grid
-    from ambient_omni.training.sampling import generate, load_denoiser
+    from ambient_omni.training.sampling import decode_samples, generate, load_denoiser
 
     ecfg = {**DEFAULT_EVAL, **cfg.get("eval", {})}
     model, _, _ = load_denoiser(model_dir)
     data = load_dataset(dataset_dir)
     seeds = list(range(ecfg["first_seed"], ecfg["first_seed"] + ecfg["n_samples"]))
-    images, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"],
-                         bf16=ecfg["bf16"])
+    samples, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"],
+                          bf16=ecfg["bf16"], clamp=data.latent is None)
+    images = decode_samples(samples, {"latent": data.latent})
+    if pixel_dir is not None:
+        data = load_dataset(pixel_dir)
     codes = to_uint8(images).numpy()
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "samples.npz", images=codes, seeds=np.array(seeds))
@@ -348,6 +358,7 @@ _ANNOTATION_STAGES = {
     "crossing": "noise classifier on all but a held-out share, its held-out accuracy, then the theory's crossing",
     "ood-fixed": "one sigma_max for every out-of-distribution image",
     "ood-crops": "target-only denoiser, locality map, crop classifiers, then sigma_max per image (cached)",
+    "quality": "quality scores of the pixel images, the best share clean, sigma_min for the rest",
 }
 
 
@@ -363,9 +374,12 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Pa
         return {"metrics": {"annotation": run_noise_check(NoiseCheckConfig.from_cell(cfg), cell_dir)},
                 "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
     log("  stage 1 of 4: the dataset")
-    dataset_dir = make_dataset(cfg, root)
+    dataset_dir = pixel_dir = make_dataset(cfg, root)
+    if cfg.get("latent"):
+        log("  stage 1b: the autoencoder and the latent dataset (cached once made)")
+        dataset_dir = latent_dataset(cfg, pixel_dir, root)
     log(f"  stage 2 of 4: annotations: {_ANNOTATION_STAGES.get(cfg['method'], cfg['method'])}")
-    annotations = make_annotations(cfg, dataset_dir, root)
+    annotations = make_annotations(cfg, dataset_dir, root, pixel_dir)
     run = cell_dir / "run"
     siblings = denoiser_runs(root, run) + [r for other in reuse for r in reusable_runs(Path(other), annotations)]
     train = {**DEFAULT_TRAIN, **cfg.get("train", {})}
@@ -374,7 +388,8 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Pa
     model_dir = train_denoiser(cfg, dataset_dir, annotations, run, siblings)
     ecfg = {**DEFAULT_EVAL, **cfg.get("eval", {})}
     log(f"  stage 4 of 4: sampling {ecfg['n_samples']:,} images and evaluating them against {ecfg['reference']}")
-    metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples")
+    metrics = sample_and_evaluate(cfg, model_dir, dataset_dir, cell_dir / "samples",
+                                  pixel_dir if dataset_dir != pixel_dir else None)
     if (annotation := annotation_metrics(cfg, annotations)) is not None:
         metrics["annotation"] = annotation
     paths = {"dataset": str(dataset_dir), "annotations": str(annotations) if annotations else None,

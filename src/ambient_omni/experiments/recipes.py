@@ -33,7 +33,8 @@ from typing import Any
 
 from ambient_omni.errors import AmbientError
 
-METHODS = ("clean-only", "all-data", "fixed", "classifier", "crossing", "ood-fixed", "ood-crops", "noise-check")
+METHODS = ("clean-only", "all-data", "fixed", "classifier", "crossing", "quality", "ood-fixed", "ood-crops",
+           "noise-check")
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
