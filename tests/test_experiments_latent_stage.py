@@ -44,6 +44,8 @@ def test_a_latent_quality_cell_runs_end_to_end(tmp_path: Path) -> None:
     assert np.count_nonzero(table.sigma_min == 0) == 8 and set(table.sigma_min[table.sigma_min > 0]) == {0.5}
     with np.load(root / "cells" / "c" / "samples" / "samples.npz") as npz:
         assert npz["images"].shape == (8, 1, 12, 12)  # decoded to pixels before evaluation
+    truly = np.array([p == "clean" for p in latent.provenance])
+    assert result["metrics"]["annotation"] == {"trusted_clean_precision": float(truly[table.sigma_min == 0].mean())}
     assert "memorization" in result["metrics"] and any("latent dataset" in line for line in said)
     again = latent_stage.latent_dataset(cfg, pipeline.make_dataset(cfg, root), root)
     assert str(again) == result["paths"]["dataset"]  # cached: the same folder, not retrained

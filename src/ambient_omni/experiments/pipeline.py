@@ -133,15 +133,19 @@ def annotation_metrics(cfg: dict[str, Any], annotations: Path | None) -> dict[st
     file records (:func:`~ambient_omni.annotate.noise.edge_shares`: never crossed tau, or above tau from the
     smallest sigma on), and the classifier's
     separation-check accuracy (its run's ``check.json``, when there is one); ``ood-crops``: mean sigma_max
-    over the OOD images (0 included) and the share of them no crop size admitted (sigma_max = 0).
-    Other methods: ``None``."""
+    over the OOD images (0 included) and the share of them no crop size admitted (sigma_max = 0); ``quality``: the
+    share of the images it trusts as clean that are clean by provenance. Other methods: ``None``."""
     from ambient_omni.annotate.curves import lognormal_grid
     from ambient_omni.annotate.noise import edge_shares
     from ambient_omni.data.annotations import read_annotations
 
-    if annotations is None or cfg["method"] not in ("classifier", "crossing", "ood-crops"):
+    if annotations is None or cfg["method"] not in ("classifier", "crossing", "ood-crops", "quality"):
         return None
     table = read_annotations(annotations)
+    if cfg["method"] == "quality":  # how many of the images it trusts as clean are clean (by provenance)
+        trusted = table.sigma_min == 0
+        truly = np.array([str(e.get("provenance")) == "clean" for e in table.extra])
+        return {"trusted_clean_precision": float(truly[trusted].mean()) if trusted.any() else 0.0}
     if cfg["method"] == "crossing":
         made = table.created_by
         accuracy = dict(zip(made["sigmas"], made["accuracies"]))

@@ -27,7 +27,8 @@ ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min
                       ("classifier accuracy", ("annotation", "classifier_accuracy")),
                       ("held-out accuracy at sigma 1", ("annotation", "held_out_accuracy_at_1")),
                       ("mean sigma_max", ("annotation", "mean_sigma_max")),
-                      ("OOD unused share", ("annotation", "unused_share")))
+                      ("OOD unused share", ("annotation", "unused_share")),
+                      ("trusted clean that are clean", ("annotation", "trusted_clean_precision")))
 
 
 def _get(metrics: dict[str, Any], path: tuple[str, ...], feature: str) -> float | None:
