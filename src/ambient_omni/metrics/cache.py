@@ -23,18 +23,11 @@ import numpy as np
 import torch
 
 from ambient_omni.errors import AmbientError
+from ambient_omni.files import cache_root
 from ambient_omni.metrics.features import FeatureExtractor
 from ambient_omni.metrics.frechet import feature_statistics
 
 FORMAT_VERSION = 1
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir`` if given, else ``$AMBIENT_CACHE``, else ``~/.cache/ambient_omni``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("AMBIENT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "ambient_omni"
 
 
 @dataclass

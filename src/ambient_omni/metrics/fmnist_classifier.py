@@ -30,7 +30,7 @@ from torch import nn
 
 from ambient_omni.data.imageset import to_uint8
 from ambient_omni.errors import AmbientError
-from ambient_omni.metrics.cache import cache_root
+from ambient_omni.files import cache_root
 from ambient_omni.metrics.features import FeatureExtractor, register_extractor, resize
 
 ARCHITECTURE = "fmnist-cnn-v1"

