@@ -50,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="require a checkpoint in --out to continue from")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--cond", action="store_true", help="class-conditional model (label dropout for guidance)")
-    p.add_argument("--label-dropout", type=float, default=0.1, help="label dropout with --cond (default 0.1)")
+    p.add_argument("--captions", help="caption file (JSON Lines id, text; `ambient captions make`): a text-conditional "
+                   "model on the captions' all-MiniLM-L6-v2 embeddings, caption dropout --label-dropout")
+    p.add_argument("--label-dropout", type=float, default=0.1,
+                   help="label (--cond) or caption (--captions) dropout (default 0.1)")
     p.add_argument("--no-ambient-weight", action="store_true", help="drop the ambient weight w_amb (ablation)")
     p.add_argument("--variance-weight", action="store_true",
                    help="weight each ambient sample by the inverse of its target's excess variance, "
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     config.validate()
     settings = DenoiserSettings(
         data=args.data, annotations=args.annotations, preset=args.preset, network_overrides=_overrides(args),
-        conditional=args.cond,
+        conditional=args.cond, captions=args.captions,
         label_dropout=args.label_dropout, p_mean=args.p_mean, p_std=args.p_std, buffer_s=args.buffer_s,
         ambient_weight=not args.no_ambient_weight, variance_weight=args.variance_weight, loss_target=args.loss_target, batch_size=args.batch,
         seed=args.seed, workers=args.workers,

@@ -65,7 +65,7 @@ def guided_denoiser(net: Denoiser, labels: torch.Tensor | None, guidance: float)
         return lambda x, sigma: net(x, sigma, labels)
 
     def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        null = torch.full_like(labels, -1)
+        null = torch.zeros_like(labels) if labels.is_floating_point() else torch.full_like(labels, -1)  # null caption
         both = net(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, null]))
         cond, uncond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
@@ -150,8 +150,9 @@ def sample_images(
     seeds = list(range(n)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != n or n < 1 or batch_size < 1:
         raise AmbientError(f"need n >= 1, batch_size >= 1 and len(seeds) == n, got {n}, {batch_size}, {len(seeds)}")
-    if labels is not None and labels.shape != (n,):
-        raise AmbientError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    if labels is not None and (labels.shape[:1] != (n,) or labels.ndim > (2 if labels.is_floating_point() else 1)):
+        raise AmbientError(f"labels must have shape ({n},) (classes) or ({n}, D) (caption embeddings), "
+                           f"got {tuple(labels.shape)}")
     device = torch.device(device) if device is not None else _net_device(net)
     out = []
     starts = range(0, n, batch_size)

@@ -246,8 +246,10 @@ class SigmaFirstSampler:
         """The batches ``DataLoader(AmbientBatchDataset(ds), batch_sampler=self)`` yields, with the same values
         and dtypes, built by indexing the dataset's tensors (``images (N, C, H, W)``, ``labels (N,)``,
         ``ids (N,)``) once per batch instead of per item: no per-sample Python work, so the data path keeps
-        up with a GPU. Advances :attr:`step` like iterating the sampler."""
-        labels, ids = labels.to(torch.int64), ids.to(torch.int64)
+        up with a GPU. Advances :attr:`step` like iterating the sampler. Float ``labels (N, D)`` are caption
+        embeddings and stay float."""
+        labels = labels.float() if labels.is_floating_point() else labels.to(torch.int64)
+        ids = ids.to(torch.int64)
         while self.num_steps is None or self.step < self.num_steps:
             index, sigma, sigma_tn = self._rank_draw(self.step)
             self.step += 1

@@ -48,18 +48,29 @@ class NoiseEmbedding(nn.Module):
     While training, each label is replaced by the null class with probability ``label_dropout``
     (drawn from torch's global generator, like :class:`torch.nn.Dropout`).
     With ``label_dim = 0`` the network is unconditional and ignores ``labels``.
+
+    Text conditioning (``text_dim > 0``, exclusive with ``label_dim``): ``labels`` are then float caption
+    embeddings ``(B, text_dim)`` (:mod:`ambient_omni.networks.text_encoder`), added through a linear map
+    ``W e`` (no bias), so the zero vector is the null caption: ``None`` means all zeros, and in training each
+    row is zeroed with probability ``label_dropout`` (caption dropout, for classifier-free guidance).
     """
 
-    def __init__(self, emb_dim: int, num_freqs: int = 16, label_dim: int = 0, label_dropout: float = 0.0) -> None:
+    def __init__(self, emb_dim: int, num_freqs: int = 16, label_dim: int = 0, label_dropout: float = 0.0,
+                 text_dim: int = 0) -> None:
         super().__init__()
-        if label_dim < 0 or not 0.0 <= label_dropout <= 1.0:
-            raise AmbientError(f"need label_dim >= 0 and 0 <= label_dropout <= 1, got {label_dim}, {label_dropout}")
+        if label_dim < 0 or text_dim < 0 or not 0.0 <= label_dropout <= 1.0:
+            raise AmbientError(f"need label_dim >= 0, text_dim >= 0 and 0 <= label_dropout <= 1, got {label_dim}, "
+                               f"{text_dim}, {label_dropout}")
+        if label_dim and text_dim:
+            raise AmbientError("a network is conditioned on class labels or on captions, not both")
+        self.text_dim = text_dim
         self.label_dim = label_dim
         self.label_dropout = label_dropout
         freqs = 2 * math.pi * torch.logspace(-math.log10(16), math.log10(16), num_freqs)
         self.register_buffer("freqs", freqs, persistent=False)
         self.mlp = nn.Sequential(nn.Linear(2 * num_freqs, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label_emb = nn.Embedding(label_dim + 1, emb_dim) if label_dim > 0 else None
+        self.text_proj = nn.Linear(text_dim, emb_dim, bias=False) if text_dim > 0 else None
 
     def forward(self, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Return ``SiLU(emb)`` of shape ``(B, emb_dim)`` (already activated for the block projections)."""
@@ -67,7 +78,22 @@ class NoiseEmbedding(nn.Module):
         emb = self.mlp(torch.cat([phase.cos(), phase.sin()], dim=1))
         if self.label_emb is not None:
             emb = emb + self.label_emb(self._label_index(labels, emb.shape[0], emb.device))
+        if self.text_proj is not None:
+            emb = emb + self.text_proj(self._captions(labels, emb.shape[0], emb.device))
         return F.silu(emb)
+
+    def _captions(self, text: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """Caption embeddings ``(B, text_dim)``, zeros for ``None``, rows zeroed by caption dropout in training."""
+        if text is None:
+            return torch.zeros(batch, self.text_dim, device=device)
+        if text.shape != (batch, self.text_dim) or not text.is_floating_point():
+            raise ValueError(f"caption embeddings must be float ({batch}, {self.text_dim}), got {text.dtype} "
+                             f"{tuple(text.shape)}")
+        text = text.to(device=device, dtype=torch.float32)
+        if self.training and self.label_dropout > 0:
+            keep = torch.rand(batch, device=device) >= self.label_dropout
+            text = text * keep[:, None]
+        return text
 
     def _label_index(self, labels: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
         """Map labels to embedding rows: ``-1`` (or dropped) -> ``label_dim``; validates the range."""
@@ -185,13 +211,16 @@ class UNetEncoder(nn.Module):
         label_dim: int = 0,
         label_dropout: float = 0.0,
         emb_dim: int | None = None,
+        text_dim: int = 0,
     ) -> None:
         super().__init__()
         _check_arch(channel_mult, num_blocks, attn_levels, model_channels, in_channels)
         self.init_args = _init_args(locals())
+        if not text_dim:  # configs written before captions existed rebuild the same network
+            del self.init_args["text_dim"]
         self.emb_dim = emb_dim or 4 * model_channels
         self.channels = [model_channels * int(m) for m in channel_mult]
-        self.embed = NoiseEmbedding(self.emb_dim, label_dim=label_dim, label_dropout=label_dropout)
+        self.embed = NoiseEmbedding(self.emb_dim, label_dim=label_dim, label_dropout=label_dropout, text_dim=text_dim)
         self.conv_in = nn.Conv2d(in_channels, model_channels, 3, padding=1)
         prev = model_channels
         self.levels = nn.ModuleList()
@@ -241,13 +270,16 @@ class UNet(nn.Module):
         label_dropout: float = 0.0,
         emb_dim: int | None = None,
         input_skip: bool = False,
+        text_dim: int = 0,
     ) -> None:
         super().__init__()
         self.init_args = _init_args(locals())
+        if not text_dim:  # configs written before captions existed rebuild the same network
+            del self.init_args["text_dim"]
         self.input_skip = input_skip
         self.encoder = UNetEncoder(
             in_channels, model_channels, channel_mult, num_blocks, attn_levels,
-            dropout, label_dim, label_dropout, emb_dim,
+            dropout, label_dim, label_dropout, emb_dim, text_dim,
         )
         chans = self.encoder.channels
         emb = self.encoder.emb_dim

@@ -24,10 +24,12 @@ from ambient_omni.seeding import derive_seed
 
 _PURPOSE_INIT = 3
 # Settings that do not change the trained weights (free to change when resuming).
-_NOT_TRAJECTORY = ("data", "annotations", "workers", "preview_n", "preview_steps")
+_NOT_TRAJECTORY = ("data", "annotations", "captions", "workers", "preview_n", "preview_steps")
 # Settings added after runs already existed, with the default that reproduces the older behaviour: the
 # config stores them only when they differ from it, so runs made before them still resume.
 _ADDED_LATER = {"variance_weight": False, "loss_target": "ambient"}
+TEXT_DIM = 384
+"""Width of the caption embeddings (all-MiniLM-L6-v2) a text-conditional denoiser takes."""
 
 
 MAX_CLASSES = 100_000
@@ -41,11 +43,14 @@ class DenoiserSettings:
 
     ``batch_size`` is the global batch. ``conditional`` trains a class-conditional model
     (``label_dim`` = number of classes, labels dropped with ``label_dropout`` for guidance).
+    ``captions`` (a caption file, :mod:`ambient_omni.data.captions`) trains a text-conditional model instead:
+    each image's caption embedding conditions it, dropped with ``label_dropout`` (caption dropout).
     ``preview_*``: the EMA sample grid written every ``TrainConfig.preview_every`` steps.
     """
 
     data: str
     annotations: str | None = None
+    captions: str | None = None
     preset: str = "fmnist-small"
     network_overrides: dict[str, Any] = field(default_factory=dict)
     conditional: bool = False
@@ -94,6 +99,9 @@ class DenoiserTask:
         self.image_shape = (c, h, w)
         self.num_classes = int(self.dataset.labels.max()) + 1 if len(self.dataset) else 0
         overrides: dict[str, Any] = {"in_channels": c, "out_channels": c, **s.network_overrides}
+        self.text = self._caption_embeddings(s)
+        if self.text is not None:
+            overrides.update(text_dim=TEXT_DIM, label_dropout=s.label_dropout)
         if s.conditional:
             if self.num_classes <= 0:
                 raise AmbientError(f"{s.data}: --cond needs class labels, but every label is -1")
@@ -109,6 +117,16 @@ class DenoiserTask:
         self.loss_fn = AmbientLoss(sigma_data=float(self.network.get("sigma_data", 0.5)), ambient_weight=s.ambient_weight,
                                    variance_weight=s.variance_weight, buffer_s=s.buffer_s, target=s.loss_target,
                                    noise_seed=int(self.dataset.info.get("seed", 0)))
+
+    def _caption_embeddings(self, s: DenoiserSettings) -> torch.Tensor | None:
+        """The caption embedding of every image (``None`` without a caption file)."""
+        if s.captions is None:
+            return None
+        if s.conditional:
+            raise AmbientError("--captions and --cond: a model is conditioned on captions or on class labels, not both")
+        from ambient_omni.data.captions import caption_embeddings, read_captions
+
+        return caption_embeddings(read_captions(s.captions, len(self.dataset)))
 
     def sampler(self, start_step: int, rank: int, world_size: int) -> Any:
         """The sigma-first batch sampler of this rank, positioned at global batch ``start_step``."""
@@ -128,8 +146,11 @@ class DenoiserTask:
         s = self.settings
         sampler = self.sampler(start_step, rank, world_size)
         if s.workers == 0:  # the same batches as the DataLoader's, by tensor indexing (SigmaFirstSampler)
-            yield from sampler.tensor_batches(self.dataset.images, self.dataset.labels, self.dataset.ids)
+            labels = self.text if self.text is not None else self.dataset.labels
+            yield from sampler.tensor_batches(self.dataset.images, labels, self.dataset.ids)
             return
+        if self.text is not None:
+            raise AmbientError("caption conditioning uses the tensor batch path: train with workers = 0")
         loader = DataLoader(AmbientBatchDataset(self.dataset), batch_sampler=sampler, num_workers=s.workers,
                             persistent_workers=False)
         yield from loader
@@ -145,11 +166,10 @@ class DenoiserTask:
                 **({"annotations": str(Path(self.settings.annotations).resolve())} if self.settings.annotations else {})}
 
     def input_hashes(self) -> dict[str, str]:
-        """SHA-256 of the annotation file's bytes (``{}`` without one): :meth:`config` names the file only, so
-        a resumed run must not continue on another file of the same name and counts."""
-        if not self.settings.annotations:
-            return {}
-        return {"annotations": hashlib.sha256(Path(self.settings.annotations).read_bytes()).hexdigest()}
+        """SHA-256 of the annotation and caption files' bytes (those there are): :meth:`config` names the files
+        only, so a resumed run must not continue on another file of the same name and counts."""
+        files = {"annotations": self.settings.annotations, "captions": self.settings.captions}
+        return {k: hashlib.sha256(Path(f).read_bytes()).hexdigest() for k, f in files.items() if f}
 
     def config(self) -> dict[str, Any]:
         """Model-folder config: kind, network (rebuildable by ``build_network``) and how it was trained."""
@@ -166,6 +186,8 @@ class DenoiserTask:
                             if s.annotations else "none: every image clean"),
             "annotation_counts": _counts(self.table),
             **({"latent": self.dataset.latent} if self.dataset.latent is not None else {}),
+            **({"text": {"encoder": "all-MiniLM-L6-v2", "dim": TEXT_DIM, "captions": Path(s.captions).name}}
+               if s.captions else {}),
             "settings": {k: v for k, v in asdict(s).items()
                          if k not in _NOT_TRAJECTORY and not (k in _ADDED_LATER and v == _ADDED_LATER[k])},
         }
