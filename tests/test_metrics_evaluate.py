@@ -141,3 +141,22 @@ def test_precision_recall_by_density_test_and_by_balls(tmp_path):
     assert "P / R balls" in format_table(result)
     with pytest.raises(AmbientError, match="pr_quantile"):
         evaluate(_images(40, 1), _images(60, 0), ["pixels"], pr_quantile=1.5, cache_dir=tmp_path, progress=False)
+
+
+def test_class_coverage_of_labelled_samples_against_a_labelled_reference(tmp_path):
+    from ambient_omni.data.imageset import ImageSet
+
+    images = torch.cat([_images(40, 0) * 0.2 - 0.6, _images(40, 1) * 0.2 + 0.6])  # two well-separated classes
+    labels = torch.repeat_interleave(torch.tensor([0, 1]), 40)
+    reference = ImageSet(images, labels, [f"i{k}" for k in range(80)])
+    kwargs = dict(features=["pixels"], kid_subsets=2, kid_subset_size=20, patch_size=4, cache_dir=tmp_path,
+                  extractor_options=OPTS, progress=False)
+    samples = images[::2]  # 20 of each class, asked for under their own label
+    result = evaluate(samples, reference, sample_labels=labels[::2].numpy(), **kwargs)["features"]["pixels"]
+    assert set(result["class_coverage"]) == {"0", "1"} and result["class_coverage_min"] > 0.4
+    swapped = evaluate(samples, reference, sample_labels=1 - labels[::2].numpy(), **kwargs)["features"]["pixels"]
+    assert swapped["class_coverage"] == {"0": 0.0, "1": 0.0}  # every image drawn under the other class
+    unconditional = evaluate(samples, reference, sample_labels=np.full(40, -1), **kwargs)
+    assert "class_coverage" not in unconditional["features"]["pixels"]
+    assert "class coverage min" in format_table(evaluate(samples, reference, sample_labels=labels[::2].numpy(),
+                                                         **kwargs))

@@ -116,3 +116,17 @@ def test_fmnist_features_live_match_the_fixture():
 def test_quantile_outside_0_1_is_an_error():
     with pytest.raises(AmbientError, match="quantile"):
         precision_recall(np.zeros((10, 2)), np.zeros((10, 2)), quantile=0.0)
+
+
+def test_class_coverage_per_class() -> None:
+    from ambient_omni.metrics.precision_recall import class_coverage
+
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 1, (60, 4)), rng.normal(10, 1, (60, 4))])
+    labels = np.repeat([0, 1], 60)
+    same = class_coverage(real, labels, real + 1e-6, labels)
+    assert same == {"0": 1.0, "1": 1.0}  # every real point has its own sample within its ball
+    one_mode = np.repeat(real[:1], 30, axis=0)  # class 0 drawn as a single image, class 1 never
+    cov = class_coverage(real, labels, one_mode, np.zeros(30, dtype=int))
+    assert 0 < cov["0"] < 0.3 and cov["1"] == 0.0
+    assert class_coverage(real[:3], labels[:3], real[:3], labels[:3]) == {}  # too few real images per class

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zipfile
+from typing import Any
 from pathlib import Path
 
 from ambient_omni.errors import AmbientError
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                       kid_subset_size=args.kid_subset_size, patch_size=args.patch_size, seed=args.seed, batch_size=args.batch_size,
                       cache_dir=args.cache_dir, device=args.device,
                       extractor_options={"inception_weights": args.inception_weights},
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, sample_labels=_sample_labels(args.samples))
     saved = _save_next_to_samples(args, result)
     if args.json == "-":
         json.dump(result, sys.stdout, indent=2, sort_keys=True)
@@ -78,6 +80,22 @@ def run(args: argparse.Namespace) -> int:
     if saved is not None:
         print(f"wrote {saved} (shown by `ambient report` on any folder above it)")
     return 0
+
+
+def _sample_labels(samples: str) -> Any:
+    """The classes a conditional model was asked for (``labels`` of its samples.npz), or None."""
+    import numpy as np
+
+    from ambient_omni.metrics.evaluate import samples_file
+
+    path = samples_file(samples)
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["labels"] if "labels" in npz.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # a damaged file: evaluate() reads it next and says so
 
 
 def _save_next_to_samples(args: argparse.Namespace, result: dict) -> Path | None:

@@ -28,7 +28,7 @@ from ambient_omni.metrics.kid import kernel_inception_distance
 from ambient_omni.metrics.memorization import DEFAULT_RATIO, memorization
 from ambient_omni.metrics.patches import patch_frechet_distance
 from ambient_omni.metrics.precision_recall import (
-    BALL_K, DEFAULT_K, DEFAULT_QUANTILE, ball_precision_recall, check_k, precision_recall,
+    BALL_K, DEFAULT_K, DEFAULT_QUANTILE, ball_precision_recall, check_k, class_coverage, precision_recall,
 )
 from ambient_omni.metrics.vendi import vendi_score
 
@@ -143,7 +143,7 @@ def fixed_subset(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
 
 
 def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, opts: dict[str, Any],
-                     cfg: dict[str, Any]) -> dict[str, Any]:
+                     cfg: dict[str, Any], labels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     extractor = get_extractor(name, **opts)
     ref = reference_statistics(reference, extractor, cache_dir=opts.get("cache_dir"),
                                batch_size=cfg["batch_size"], progress=opts.get("progress", True))
@@ -161,6 +161,10 @@ def _feature_metrics(samples: torch.Tensor, reference: torch.Tensor, name: str, 
     out["precision"], out["recall"] = precision_recall(real, feats, cfg["k"], cfg["pr_quantile"])
     out["precision_balls"], out["recall_balls"] = ball_precision_recall(real, feats, BALL_K)
     out["vendi"], out["vendi_reference"] = vendi_score(feats), vendi_score(real)
+    if labels is not None:
+        coverage = class_coverage(ref.features, labels[1], feats, labels[0], cfg["k"])
+        out["class_coverage"] = coverage
+        out["class_coverage_min"] = min(coverage.values()) if coverage else None
     return out
 
 
@@ -171,7 +175,7 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
              memorization_ratio: float = DEFAULT_RATIO, patch_size: int = 8, patches_per_image: int = 8,
              seed: int = 0, batch_size: int = 64, cache_dir: str | os.PathLike | None = None,
              device: str | torch.device | None = None, extractor_options: dict[str, Any] | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, sample_labels: Any = None) -> dict[str, Any]:
     """Evaluate ``samples`` against ``reference`` on each feature set in ``features``.
 
     ``n_ref`` picks a fixed subset of the reference (:func:`fixed_subset`, seed 0).
@@ -182,7 +186,9 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
     can be fooled, :mod:`ambient_omni.metrics.precision_recall`). ``vendi`` is the Vendi score (cosine
     kernel, :mod:`ambient_omni.metrics.vendi`) of the samples' features, ``vendi_reference`` that of the
     same equal-sized reference subset: the effective number of distinct samples next to the data's.
-    ``train_set`` (images or a source spec) adds the pixel-space memorization share. Returns a JSON-ready dict.
+    ``train_set`` (images or a source spec) adds the pixel-space memorization share. ``sample_labels`` (the
+    classes a conditional model was asked for, ``-1`` = none) with a labelled reference adds ``class_coverage``
+    per feature set (:func:`~ambient_omni.metrics.precision_recall.class_coverage`). Returns a JSON-ready dict.
     """
     unknown = sorted(set(features) - set(available_extractors()))
     if unknown or not features:
@@ -206,7 +212,9 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
         "protocol": {**cfg, "n_ref": n_ref, "memorization_ratio": memorization_ratio,
                      "patch_size": patch_size, "patches_per_image": patches_per_image,
                      "features": list(features)},
-        "features": {name: _feature_metrics(sample_images, ref_images, name, opts, cfg) for name in features},
+        "features": {name: _feature_metrics(sample_images, ref_images, name, opts, cfg,
+                                            _labels(sample_labels, reference, ref_all.shape[0], n_ref))
+                     for name in features},
         "pixels": {"patch_fd": patch_frechet_distance(sample_images, ref_images, patch_size,
                                                       patches_per_image, seed)},
     }
@@ -218,6 +226,24 @@ def evaluate(samples: Any, reference: Any = DEFAULT_REFERENCE,
                                   "train": train_set if isinstance(train_set, str) else "<in-memory>",
                                   "median_ratio": float(np.median(mem.ratio))}
     return result
+
+
+def _labels(sample_labels: Any, reference: Any, n_total: int, n_ref: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(sample labels, reference labels of the n_ref subset)`` for class coverage, or None when the samples
+    carry no class (all -1) or the reference has no labels."""
+    if sample_labels is None or not (np.asarray(sample_labels) >= 0).any():
+        return None
+    ref_labels = getattr(reference, "labels", None)
+    if ref_labels is None and isinstance(reference, str):
+        from ambient_omni.data.readers import read_source
+
+        ref_labels = read_source(reference).labels
+    if ref_labels is None:
+        return None
+    ref_labels = np.asarray(ref_labels)
+    if len(ref_labels) != n_total or not (ref_labels >= 0).any():
+        return None
+    return np.asarray(sample_labels), ref_labels[fixed_subset(n_total, n_ref)]
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -233,7 +259,10 @@ def format_table(result: dict[str, Any]) -> str:
              "precision": lambda m: f"{m['precision']:.3f}", "recall": lambda m: f"{m['recall']:.3f}",
              "P / R balls": lambda m: (f"{m['precision_balls']:.3f} / {m['recall_balls']:.3f}"
                                        if "precision_balls" in m else "-"),
-             "Vendi (ref)": lambda m: f"{m['vendi']:.2f} ({m['vendi_reference']:.2f})" if "vendi" in m else "-"}
+             "Vendi (ref)": lambda m: f"{m['vendi']:.2f} ({m['vendi_reference']:.2f})" if "vendi" in m else "-",
+             **({"class coverage min": lambda m: (f"{m['class_coverage_min']:.3f}"
+                                                  if m.get("class_coverage_min") is not None else "-")}
+                if any("class_coverage" in result["features"][n] for n in names) else {})}
     for label, cell in cells.items():
         lines.append(label.ljust(12) + "".join(cell(result["features"][n]).rjust(width) for n in names))
     proto = result["protocol"]

@@ -95,3 +95,24 @@ def ball_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = BALL_K) -
     precision = coverage_share(fake, real, knn_radii(real, k))
     recall = coverage_share(real, fake, knn_radii(fake, k))
     return precision, recall
+
+
+def class_coverage(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake_labels: np.ndarray,
+                   k: int = DEFAULT_K) -> dict[str, float]:
+    """Per class ``c`` of the reference: the share of class-``c`` real features whose k-NN ball (radius to the
+    k-th nearest class-``c`` real feature) holds at least one class-``c`` sample: the coverage of Naeem et al.
+    (2020) within each class, so a conditional model that ignores a class, or draws it from one mode, scores low
+    there. 0 for a class with no samples; classes with at most ``k`` real features are left out."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    out = {}
+    for c in np.unique(real_labels[real_labels >= 0]):
+        mine, theirs = real[real_labels == c], fake[fake_labels == c]
+        if len(mine) <= k:
+            continue
+        if not len(theirs):
+            out[str(int(c))] = 0.0
+            continue
+        covered = pairwise_distances(mine, theirs) <= knn_radii(mine, k)[:, None]  # ball of real i holds a sample
+        out[str(int(c))] = float(covered.any(axis=1).mean())
+    return out
