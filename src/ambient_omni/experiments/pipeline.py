@@ -26,9 +26,11 @@ import torch
 from ambient_omni.annotate.locality import DEFAULT_SIGMAS
 from ambient_omni.errors import AmbientError
 from ambient_omni.experiments.classifier_stage import classifier_annotations, crossing_annotations
+from ambient_omni.experiments.evaluation_stage import DEFAULT_EVAL, sample_and_evaluate
 from ambient_omni.experiments.latent_stage import latent_dataset, quality_annotations
+from ambient_omni.experiments.synthetic_stage import synthetic_dataset
 from ambient_omni.experiments.stage_keys import config_hash, mark_stage, stage_done
-from ambient_omni.files import read_json, write_json
+from ambient_omni.files import read_json
 from ambient_omni.training.checkpoint import ADOPTED_RECORD
 
 DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr": 1e-3, "lr_rampup": 10_000,
@@ -40,8 +42,6 @@ DEFAULT_CROPS = {"seed": 0, "crop_sizes": None, "sigmas": list(DEFAULT_SIGMAS), 
 crop classifiers (``crop_sizes``: default 4, 8, 12, 16 below the image size; ``preset`` + ``network``
 overrides and training as ``ambient classifier train --kind crop``), annotation (``sigma``, ``threshold``);
 ``seed`` seeds the shared stages (target-only denoiser, classifiers, crop noise)."""
-DEFAULT_EVAL = {"n_samples": 2000, "first_seed": 0, "steps": 18, "features": ["fmnist-classifier"],
-                "reference": "fashion-mnist:test", "n_ref": None, "batch": 64, "bf16": False}
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -65,6 +65,8 @@ def make_dataset(cfg: dict[str, Any], root: Path) -> Path:
     from ambient_omni.data.mixed import Part, build_mixed, combine_datasets
     from ambient_omni.data.readers import read_source
 
+    if cfg.get("synthetic"):
+        return synthetic_dataset(cfg, root)
     spec = dataset_spec(cfg)
     key = config_hash(spec)
     folder = root / "datasets" / key
@@ -253,7 +255,9 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     A new run first adopts the latest checkpoint of a run in ``siblings`` that lies on its trajectory
     (same everything but a shorter budget: :meth:`Trainer.adopt_shorter_run`), so the cells of a budget
     sweep share their common steps; the result is the same as training from scratch.
-    ``train`` settings: ``DEFAULT_TRAIN`` keys, plus ``network`` (overrides of the preset's network config).
+    ``train`` settings: ``DEFAULT_TRAIN`` keys, plus ``network`` (overrides of the preset's network config),
+    ``conditional`` (class-conditional) or ``captions = "templates"`` (text-conditional on template captions of the
+    class names, :func:`~ambient_omni.data.captions.template_captions`), ``label_dropout``.
     """
     from ambient_omni.training.loop import TrainConfig, Trainer
     from ambient_omni.training.tasks import DenoiserSettings, DenoiserTask
@@ -266,7 +270,10 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
                                 batch_size=tcfg["batch"], seed=int(cfg["seed"]),
                                 ambient_weight=tcfg.get("ambient_weight", True),
                                 variance_weight=tcfg.get("variance_weight", False), buffer_s=tcfg.get("buffer_s", 4.0),
-                                loss_target=tcfg.get("loss_target", "ambient"))
+                                loss_target=tcfg.get("loss_target", "ambient"),
+                                conditional=bool(tcfg.get("conditional", False)),
+                                captions=_template_captions(dataset_dir, run) if tcfg.get("captions") else None,
+                                label_dropout=float(tcfg.get("label_dropout", 0.1)))
     config = TrainConfig(total_images=tcfg["images"], batch_size=tcfg["batch"], lr=tcfg["lr"],
                          lr_rampup_images=tcfg["lr_rampup"], ema_halflife_images=tcfg["ema_halflife"],
                          checkpoint_every=tcfg["checkpoint_every"], seed=int(cfg["seed"]))
@@ -275,6 +282,18 @@ def train_denoiser(cfg: dict[str, Any], dataset_dir: Path, annotations: Path | N
     if adopted is not None:
         print(f"{run}: continuing from {adopted.json_path.parent.parent} at step {adopted.step} (same trajectory)")
     return trainer.run()
+
+
+def _template_captions(dataset_dir: Path, run: Path) -> str:
+    """The template caption file of a dataset, written once next to the run: ``run/../captions.jsonl``."""
+    from ambient_omni.data.captions import template_captions, write_captions
+    from ambient_omni.data.dataset_folder import load_dataset
+
+    path = run.parent / "captions.jsonl"
+    if not path.is_file():
+        data = load_dataset(dataset_dir)
+        write_captions(path, template_captions(data.labels.numpy(), data.info.get("class_names", [])))
+    return str(path)
 
 
 def denoiser_runs(root: Path, exclude: Path | None = None) -> list[Path]:
@@ -312,38 +331,6 @@ def reusable_runs(other_root: Path, annotations: Path | None) -> list[Path]:
         if same[theirs]:
             offered.append(run)
     return offered
-
-
-def sample_and_evaluate(cfg: dict[str, Any], model_dir: Path, dataset_dir: Path, out: Path,
-                        pixel_dir: Path | None = None) -> dict[str, Any]:
-    """Sample ``n_samples`` images (seeds ``first_seed..``), save them, and evaluate them. A latent cell's samples
-    are decoded first, and its memorized share is measured against the clean images of ``pixel_dir``."""
-    from ambient_omni.data.imageset import to_uint8
-    from ambient_omni.data.dataset_folder import load_dataset
-    from ambient_omni.metrics.evaluate import evaluate
-    from ambient_omni.training.preview import save_grid
-    from ambient_omni.training.sampling import decode_samples, generate, load_denoiser
-
-    ecfg = {**DEFAULT_EVAL, **cfg.get("eval", {})}
-    model, _, _ = load_denoiser(model_dir)
-    data = load_dataset(dataset_dir)
-    seeds = list(range(ecfg["first_seed"], ecfg["first_seed"] + ecfg["n_samples"]))
-    samples, _ = generate(model, seeds, tuple(data.images.shape[1:]), steps=ecfg["steps"], batch_size=ecfg["batch"],
-                          bf16=ecfg["bf16"], clamp=data.latent is None)
-    images = decode_samples(samples, {"latent": data.latent})
-    if pixel_dir is not None:
-        data = load_dataset(pixel_dir)
-    codes = to_uint8(images).numpy()
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "samples.npz", images=codes, seeds=np.array(seeds))
-    save_grid(out / "grid.png", images[:64], scale=2)
-    clean = data.images[torch.tensor([p == "clean" for p in data.provenance])]
-    metrics = evaluate(images, ecfg["reference"], ecfg["features"], n_ref=ecfg["n_ref"], train_set=clean,
-                       batch_size=ecfg["batch"])
-    metrics["sampler"] = {"steps": ecfg["steps"], "seeds": f"{seeds[0]}-{seeds[-1]}", "solver": "heun",
-                          "bf16": ecfg["bf16"]}
-    write_json(out / "metrics.json", metrics)
-    return metrics
 
 
 def _with_source_code(adopted: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import numpy as np
 
 # (column title, path in a cell's metrics dict; "{f}" = feature extractor name)
 FEATURE_COLUMNS = (("FD", ("features", "{f}", "fd")), ("precision", ("features", "{f}", "precision")),
-                   ("recall", ("features", "{f}", "recall")))
+                   ("recall", ("features", "{f}", "recall")), ("Vendi", ("features", "{f}", "vendi")),
+                   ("class coverage (min)", ("features", "{f}", "class_coverage_min")))
 PIXEL_COLUMNS = (("memorized share", ("memorization", "share")), ("patch FD (pixels)", ("pixels", "patch_fd")))
 ANNOTATION_COLUMNS = (("true std", ("annotation", "true_std")), ("mean sigma_min", ("annotation", "mean_sigma_min")),
                       ("mean / std", ("annotation", "mean_over_std")),
