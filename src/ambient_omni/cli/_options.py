@@ -20,3 +20,17 @@ def require_positive(option: str, value: int) -> int:
     if value < 1:
         raise AmbientError(f"{option} must be a positive int, got {value}")
     return value
+
+
+def preset_network(preset: str, kind: str, in_channels: int, overrides: dict, channel_mult: str | None) -> dict:
+    """The network config of ``preset`` for ``in_channels``-channel images, with the command line's ``overrides``
+    (those not None) and ``channel_mult`` (``"1,2,2"``) applied; a preset of another ``kind`` is an error."""
+    from ambient_omni.networks.registry import preset_config
+
+    config = preset_config(preset, in_channels=in_channels)
+    if config.get("kind") != kind:
+        raise AmbientError(f"--preset {preset} is not a{'n' if kind[0] in 'aeiou' else ''} {kind} preset")
+    config.update({key: value for key, value in overrides.items() if value is not None})
+    if channel_mult:
+        config["channel_mult"] = [int(v) for v in channel_mult.split(",")]
+    return config

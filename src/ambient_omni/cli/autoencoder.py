@@ -45,19 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _network(args: argparse.Namespace, channels: int) -> dict:
     """The preset with the command line's overrides; a preset of another kind is an error."""
-    from ambient_omni.errors import AmbientError
-    from ambient_omni.networks.registry import preset_config
+    from ambient_omni.cli._options import preset_network
 
-    config = preset_config(args.preset, in_channels=channels)
-    if config.get("kind") != "autoencoder":
-        raise AmbientError(f"--preset {args.preset} is not an autoencoder preset")
-    for key, value in (("latent_channels", args.latent_channels), ("model_channels", args.channels),
-                       ("num_blocks", args.blocks)):
-        if value is not None:
-            config[key] = value
-    if args.channel_mult:
-        config["channel_mult"] = [int(v) for v in args.channel_mult.split(",")]
-    return config
+    overrides = {"latent_channels": args.latent_channels, "model_channels": args.channels, "num_blocks": args.blocks}
+    return preset_network(args.preset, "autoencoder", channels, overrides, args.channel_mult)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -96,19 +96,10 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def _network(args: argparse.Namespace, channels: int) -> dict[str, Any]:
-    from ambient_omni.networks.registry import preset_config
+    from ambient_omni.cli._options import preset_network
 
-    config = preset_config(args.preset, in_channels=channels)
-    if config.get("kind") != "classifier":
-        from ambient_omni.errors import AmbientError
-
-        raise AmbientError(f"--preset {args.preset} is not a classifier preset")
-    for key, value in (("model_channels", args.channels), ("num_blocks", args.blocks)):
-        if value is not None:
-            config[key] = value
-    if args.channel_mult:
-        config["channel_mult"] = [int(v) for v in args.channel_mult.split(",")]
-    return config
+    return preset_network(args.preset, "classifier", channels,
+                          {"model_channels": args.channels, "num_blocks": args.blocks}, args.channel_mult)
 
 
 def run_train(args: argparse.Namespace) -> int:
