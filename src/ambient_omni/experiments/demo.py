@@ -1,7 +1,8 @@
 """``ambient demo``: the whole Ambient-o pipeline on Fashion-MNIST in about 10 minutes on 2 idle CPU cores.
 
-It runs the ``demo`` recipe (dataset -> noise classifier on 80% of it -> the crossing rule's sigma_min -> three
-denoisers: clean only, all data as if clean, Ambient-o with the ambient loss -> samples -> metrics) through
+It runs the ``demo`` recipe (dataset -> annotations: one fixed sigma_min, and the crossing rule's from a noise
+classifier on 80% of the images -> four denoisers: clean only, all data as if clean, Ambient-o with each
+annotation -> samples -> metrics) through
 the benchmark runner, so an interrupted demo resumes where it stopped, then writes the HTML report and
 prints the comparison table.
 """
