@@ -96,3 +96,25 @@ def test_annotation_gives_every_low_quality_image_the_crossing(tmp_path: Path) -
     write_annotations(tmp_path / "b.jsonl", unused)  # an unusable set is still a valid file
     with pytest.raises(AmbientError, match="ood"):
         crossing_annotation(np.arange(2), ["clean", "ood:x"], rule)
+
+
+def test_wilson_upper_bound_is_conservative_and_tightens_with_more_images() -> None:
+    from ambient_omni.annotate.crossing_rule import wilson_upper
+
+    p = np.array([0.5, 0.85, 1.0])
+    six, many = wilson_upper(p, 6, 0.9), wilson_upper(p, 512, 0.9)
+    assert np.all(six >= p) and np.all(many >= p) and np.all(six >= many)
+    assert six[2] == 1.0 and many[1] == pytest.approx(0.85 + 1.2816 * math.sqrt(0.85 * 0.15 / 512), abs=2e-3)
+    assert wilson_upper(np.array([0.5]), 6, 0.5)[0] == pytest.approx(0.5)  # z = 0: the estimate itself
+    with pytest.raises(AmbientError, match="confidence"):
+        wilson_upper(p, 6, 1.0)
+
+
+def test_a_conservative_crossing_lies_above_the_plain_one() -> None:
+    from ambient_omni.annotate.crossing_rule import wilson_upper
+
+    plain = crossing_rule(30, 9970, SIGMAS, ACCURACIES)
+    # both classes measured on 6 images: the balanced upper bound of equal class accuracies
+    upper = wilson_upper(np.array(ACCURACIES), 6, 0.9)
+    careful = crossing_rule(30, 9970, SIGMAS, upper, confidence=0.9)
+    assert careful.sigma_min > plain.sigma_min and careful.record()["confidence"] == 0.9

@@ -149,6 +149,13 @@ def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_
     table = read_annotations(out)
     assert table.created_by["rule"] == "crossing" and np.all(table.sigma_min[:10] == 0)
     assert len(set(table.sigma_min[10:].tolist())) == 1 and table.sigma_min[10] > 0
+    careful = tmp_path / "q.jsonl"
+    assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(data), "--out",
+                 str(careful), "--draws", "2", "--confidence", "0.9"]) == 0
+    assert "(Wilson upper bounds at 0.9)" in capsys.readouterr().out
+    bounded = read_annotations(careful)
+    assert bounded.created_by["confidence"] == 0.9 and bounded.sigma_min[10] >= table.sigma_min[10]
+    assert all(u >= a for u, a in zip(bounded.created_by["accuracies"], table.created_by["accuracies"]))
     assert main(["classifier", "train", "--data", str(data), "--out", str(tmp_path / "all"), *tiny]) == 0
     capsys.readouterr()
     assert main(["annotate", "crossing", "--classifier", str(tmp_path / "all"), "--data", str(data),

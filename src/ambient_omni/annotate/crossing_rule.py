@@ -17,13 +17,17 @@ low-quality images are not used (``sigma_min = inf``) and the rule says so. It i
 not per image: the clean count enters through ``K``, which no per-image classifier rule can see.
 
 The estimate is noisy where few clean images are held out (with 30 clean images and the default 20%, six):
-the annotation records the measured curve so that a user can judge it.
+the annotation records the measured curve so that a user can judge it. ``confidence = q`` makes the rule
+conservative there: each class's held-out accuracy is replaced by its one-sided Wilson upper bound at level
+``q`` for the number of held-out images of that class, ``(p + z^2/2n + z sqrt(p(1 - p)/n + z^2/4n^2)) / (1 + z^2/n)``
+with ``z = Phi^-1(q)``, so a small held-out set can only raise the measured bias, and with it ``sigma*``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from statistics import NormalDist
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +99,14 @@ def held_out_accuracy(model: nn.Module, clean: torch.Tensor, corrupted: torch.Te
     """Balanced accuracy ``(acc_clean + acc_corrupted) / 2`` of ``model`` at each sigma, each class's accuracy
     averaged over ``draws`` noise draws; at most :data:`MAX_HELD_OUT` images of each class (seeded subset).
     Balanced, so that the lower bound ``d_TV >= 2 acc - 1`` holds however unequal the two counts are."""
+    return held_out_class_accuracy(model, clean, corrupted, sigmas, draws, seed).mean(axis=1)
+
+
+def held_out_class_accuracy(model: nn.Module, clean: torch.Tensor, corrupted: torch.Tensor,
+                            sigmas: Sequence[float] = CURVE_SIGMAS, draws: int = CURVE_DRAWS,
+                            seed: int = 0) -> np.ndarray:
+    """``(len(sigmas), 2)``: the accuracy on the clean and on the corrupted held-out images at each sigma
+    (:func:`held_out_accuracy` is their mean)."""
     if len(clean) == 0 or len(corrupted) == 0:
         raise AmbientError("held-out accuracy needs clean and corrupted images")
     if draws < 1:
@@ -105,10 +117,21 @@ def held_out_accuracy(model: nn.Module, clean: torch.Tensor, corrupted: torch.Te
     model.eval()
     out = []
     for sigma in sigmas:
-        per_class = [np.mean([accuracy_at(model, pos, neg, float(sigma), gen) for _ in range(draws)])
-                     for pos, neg in ((clean, clean[:0]), (corrupted[:0], corrupted))]
-        out.append(float(np.mean(per_class)))
+        out.append([float(np.mean([accuracy_at(model, pos, neg, float(sigma), gen) for _ in range(draws)]))
+                    for pos, neg in ((clean, clean[:0]), (corrupted[:0], corrupted))])
     return np.asarray(out)
+
+
+def wilson_upper(accuracy: np.ndarray, n: int, confidence: float) -> np.ndarray:
+    """The one-sided Wilson upper bound at level ``confidence`` of accuracies measured on ``n`` images."""
+    if not 0.5 <= confidence < 1 or n < 1:
+        raise AmbientError(f"crossing confidence must lie in [0.5, 1) and the held-out set be non-empty, got "
+                           f"{confidence}, {n} images")
+    z = NormalDist().inv_cdf(confidence)
+    p = np.clip(np.asarray(accuracy, dtype=np.float64), 0.0, 1.0)
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.minimum(1.0, (centre + spread) / (1 + z * z / n))
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,7 @@ class CrossingRule:
     status: str
     vacuous: bool
     kde: str = "paper"
+    confidence: float | None = None
 
     def record(self) -> dict[str, Any]:
         """JSON-ready form (``inf`` as the string ``"inf"``)."""
@@ -136,28 +160,33 @@ class CrossingRule:
 
 
 def crossing_rule(n_clean: int, n_corrupted: int, sigmas: Sequence[float], accuracies: Sequence[float],
-                  kde: str = "paper") -> CrossingRule:
-    """``sigma*`` of the theory's bounds with the bias measured as ``max(0, 2 acc - 1)`` (module doc)."""
+                  kde: str = "paper", confidence: float | None = None) -> CrossingRule:
+    """``sigma*`` of the theory's bounds with the bias measured as ``max(0, 2 acc - 1)`` (module doc);
+    ``confidence`` only records that ``accuracies`` are upper bounds at that level."""
     setup = setup_from_accuracy(sigmas, accuracies, n_clean=int(n_clean), n_corrupted=int(n_corrupted), kde=kde)
     result = crossing_sigma(setup)
     return CrossingRule(int(n_clean), int(n_corrupted), tuple(float(s) for s in sigmas),
-                        tuple(float(a) for a in accuracies), result.sigma, result.status, result.vacuous, kde)
+                        tuple(float(a) for a in accuracies), result.sigma, result.status, result.vacuous, kde,
+                        confidence)
 
 
 def annotate_crossing(model_dir: str | os.PathLike, data: Any, draws: int = CURVE_DRAWS, seed: int = 0,
-                      kde: str = "paper") -> tuple[AnnotationTable, CrossingRule]:
+                      kde: str = "paper", confidence: float | None = None) -> tuple[AnnotationTable, CrossingRule]:
     """The whole rule on a dataset (:class:`~ambient_omni.data.mixed.MixedData`): the classifier's balanced
-    accuracy on the images it was trained without, the crossing for the set's clean and low-quality counts,
-    and the annotation table."""
+    accuracy on the images it was trained without (with ``confidence``, each class's Wilson upper bound: module
+    doc), the crossing for the set's clean and low-quality counts, and the annotation table."""
     from ambient_omni.training.checkpoint import load_model, model_folder
 
     held = torch.from_numpy(recorded_holdout(model_dir, data))
     kinds = [str(p).split(":", 1)[0] for p in data.provenance]
     clean = torch.tensor([k == "clean" for k in kinds])
     low = torch.tensor([k in LOW_QUALITY_KINDS for k in kinds])
-    accuracy = held_out_accuracy(load_model(model_folder(model_dir)), data.images[clean & held],
-                                 data.images[low & held], draws=draws, seed=seed)
-    rule = crossing_rule(int(clean.sum()), int(low.sum()), CURVE_SIGMAS, accuracy, kde)
+    per_class = held_out_class_accuracy(load_model(model_folder(model_dir)), data.images[clean & held],
+                                        data.images[low & held], draws=draws, seed=seed)
+    if confidence is not None:
+        counts = [min(int((mask & held).sum()), MAX_HELD_OUT) for mask in (clean, low)]
+        per_class = np.stack([wilson_upper(per_class[:, k], counts[k], confidence) for k in (0, 1)], axis=1)
+    rule = crossing_rule(int(clean.sum()), int(low.sum()), CURVE_SIGMAS, per_class.mean(axis=1), kde, confidence)
     return crossing_annotation(data.ids.numpy(), data.provenance, rule, data.sha256), rule
 
 

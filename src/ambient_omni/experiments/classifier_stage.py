@@ -63,7 +63,8 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
     """The crossing rule (:mod:`ambient_omni.annotate.crossing_rule`), once per classifier: the cell's noise
     classifier trained on all but a held-out share (``classifier.holdout``, default 0.2) of the clean and of the
     corrupted images, its balanced accuracy on the held-out ones, and the theory's crossing for this set's
-    clean and corrupted counts as every corrupted image's sigma_min."""
+    clean and corrupted counts as every corrupted image's sigma_min; ``crossing.confidence`` makes it conservative
+    (:func:`~ambient_omni.annotate.crossing_rule.wilson_upper`)."""
     from ambient_omni.annotate.crossing_rule import HOLDOUT_FRACTION, annotate_crossing
     from ambient_omni.data.annotations import write_annotations
     from ambient_omni.data.dataset_folder import load_dataset
@@ -71,9 +72,12 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
     ccfg = classifier_settings(cfg)
     ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
     model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
-    out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}.jsonl"
+    confidence = cfg.get("crossing", {}).get("confidence")  # None: the measured accuracy (files named as before)
+    suffix = "" if confidence is None else f"-q{float(confidence):g}"
+    out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}{suffix}.jsonl"
     if not out.exists():
-        table, _ = annotate_crossing(model_dir, load_dataset(dataset_dir), seed=int(ccfg["seed"]))
+        table, _ = annotate_crossing(model_dir, load_dataset(dataset_dir), seed=int(ccfg["seed"]),
+                                     confidence=None if confidence is None else float(confidence))
         write_annotations(out, table)
     return out
 
