@@ -13,8 +13,12 @@ import torch
 from ambient_omni.annotate.crossing_rule import (
     crossing_annotation,
     crossing_rule,
+    fold_mask,
     held_out_accuracy,
+    holdout_from_record,
     holdout_mask,
+    holdout_record,
+    training_split,
 )
 from ambient_omni.data.annotations import read_annotations, write_annotations
 from ambient_omni.errors import AmbientError
@@ -38,6 +42,34 @@ def test_holdout_mask_holds_out_a_share_of_each_kind_reproducibly() -> None:
         holdout_mask(["clean", "corrupted:x", "corrupted:x"])
     with pytest.raises(AmbientError, match="strictly between 0 and 1"):
         holdout_mask(provenance, 1.0)
+
+
+def test_folds_partition_each_kind_into_near_equal_disjoint_parts() -> None:
+    provenance = ["clean"] * 31 + ["corrupted:blur:sigma=1"] * 50 + ["synthetic:edm"] * 14 + ["ood:x"] * 5
+    kinds = np.array([p.split(":")[0] for p in provenance])
+    masks = np.stack([fold_mask(provenance, 5, k, seed=1) for k in range(5)])
+    assert np.array_equal(masks.sum(0), (kinds != "ood").astype(int))  # every clean and low-quality image once
+    assert sorted(masks[:, kinds == "clean"].sum(1).tolist()) == [6, 6, 6, 6, 7]
+    assert sorted(masks[:, kinds != "clean"].sum(1).tolist()) == [12, 13, 13, 13, 13]  # 64 low-quality, 5 ood apart
+    assert np.array_equal(masks[2], fold_mask(provenance, 5, 2, seed=1))
+    assert not np.array_equal(masks[2], fold_mask(provenance, 5, 2, seed=2))
+    with pytest.raises(AmbientError, match="at least 40 clean images"):
+        fold_mask(provenance, 40, 0)
+    with pytest.raises(AmbientError, match="folds >= 2"):
+        fold_mask(provenance, 1, 0)
+
+
+def test_holdout_records_rebuild_their_mask_and_reject_bad_specs() -> None:
+    provenance = ["clean"] * 10 + ["corrupted:x"] * 10
+    used, record = training_split(provenance, "abc", 4, folds=3, fold=2)
+    assert record == {"folds": 3, "fold": 2, "seed": 4, "dataset_sha256": "abc"}
+    assert np.array_equal(~used, fold_mask(provenance, 3, 2, seed=4))
+    assert np.array_equal(holdout_from_record(holdout_record(4, "abc", fraction=0.3), provenance),
+                          holdout_mask(provenance, 0.3, seed=4))
+    for bad in ({}, {"fraction": 0.2, "folds": 3, "fold": 0}, {"folds": 3}, {"folds": 3, "fold": 3},
+                {"fraction": 1.5}):
+        with pytest.raises(AmbientError):
+            holdout_record(0, "abc", **bad)
 
 
 class MeanSign(torch.nn.Module):

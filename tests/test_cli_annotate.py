@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ambient_omni.cli.main import main
 from ambient_omni.data.annotations import read_annotations
@@ -145,7 +146,8 @@ def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_
     assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(data), "--out", str(out),
                  "--draws", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "held-out balanced accuracy: " in printed and "10 clean, 10 corrupted: " in printed
+    assert "held-out balanced accuracy on 2 clean and 2 corrupted images: " in printed
+    assert "10 clean, 10 corrupted: " in printed
     table = read_annotations(out)
     assert table.created_by["rule"] == "crossing" and np.all(table.sigma_min[:10] == 0)
     assert len(set(table.sigma_min[10:].tolist())) == 1 and table.sigma_min[10] > 0
@@ -165,6 +167,43 @@ def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_
     assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(other),
                  "--out", str(tmp_path / "z.jsonl")]) == 2
     assert "trained on another dataset" in capsys.readouterr().err
+
+
+def test_crossing_pools_cross_fitted_classifiers_weighted_by_their_folds(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    provenance = ["clean"] * 10 + ["corrupted:noise:std=0.1"] * 11
+    data = _dataset(tmp_path / "d", provenance)
+    tiny = ["--channels", "4", "--blocks", "1", "--channel-mult", "1", "--steps", "2", "--batch", "4",
+            "--no-progress", "--device", "cpu", "--seed", "5"]
+    folds = [str(tmp_path / f"k{k}") for k in range(3)]
+    for k, out in enumerate(folds):
+        assert main(["classifier", "train", "--data", str(data), "--out", out, "--folds", "3", "--fold", str(k), *tiny]) == 0
+    capsys.readouterr()
+    pooled_file = tmp_path / "pooled.jsonl"
+    assert main(["annotate", "crossing", *[a for run in folds for a in ("--classifier", run)], "--data", str(data),
+                 "--out", str(pooled_file), "--draws", "2"]) == 0
+    assert "on 10 clean and 11 corrupted images, 3 cross-fitted classifiers pooled" in capsys.readouterr().out
+    pooled = read_annotations(pooled_file).created_by
+    assert pooled["held_out"] == [10, 11] and pooled["classifiers"] == 3
+    # the oracle: each fold's classifier scored on its own fold (folds of 4/3/3 clean and 4/4/3 corrupted images,
+    # disjoint), the per-class accuracies averaged with those counts as weights, then balanced
+    from ambient_omni.annotate.crossing_rule import held_out_class_accuracy, recorded_holdout
+    from ambient_omni.data.dataset_folder import load_dataset
+    from ambient_omni.training.checkpoint import load_model, model_folder
+
+    images, clean = load_dataset(data), torch.tensor([p == "clean" for p in provenance])
+    held = [torch.from_numpy(recorded_holdout(run, images)) for run in folds]
+    assert torch.equal(torch.stack(held).sum(0), torch.ones(len(provenance), dtype=torch.long))
+    counts = np.array([[int((h & clean).sum()), int((h & ~clean).sum())] for h in held], dtype=float)
+    assert counts.tolist() == [[4, 4], [3, 4], [3, 3]]
+    per_fold = [held_out_class_accuracy(load_model(model_folder(run)), images.images[h & clean],
+                                        images.images[h & ~clean], draws=2) for run, h in zip(folds, held)]
+    expected = sum(n * acc for n, acc in zip(counts, per_fold)) / counts.sum(0)
+    assert np.allclose(pooled["accuracies"], expected.mean(axis=1), atol=1e-12)
+    assert main(["annotate", "crossing", "--classifier", folds[0], "--classifier", folds[1], "--data", str(data),
+                 "--out", str(tmp_path / "partial.jsonl")]) == 2
+    assert "every fold of one cross-fitting partition" in capsys.readouterr().err
+    assert not (tmp_path / "partial.jsonl").exists()
 
 
 def _sharp_and_flat(folder: Path) -> Path:

@@ -42,11 +42,11 @@ def test_noise_classifier_negatives_are_corrupted_and_synthetic_images(tmp_path:
     from ambient_omni.data.dataset_folder import load_dataset
 
     data = _dataset(tmp_path / "d", ["clean", "synthetic:edm", "corrupted:x", "ood:y", "clean"])
-    pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None, holdout=None))
+    pos, neg, _ = _classes(argparse.Namespace(kind="noise", data=data, target=None, ood=None, holdout=None, folds=None, fold=None))
     images = load_dataset(data).images
     assert torch.equal(pos, images[[0, 4]]) and torch.equal(neg, images[[1, 2]])
     only_synthetic = _dataset(tmp_path / "s", ["clean", "synthetic:edm"])
-    assert len(_classes(argparse.Namespace(kind="noise", data=only_synthetic, target=None, ood=None, holdout=None))[1]) == 1
+    assert len(_classes(argparse.Namespace(kind="noise", data=only_synthetic, target=None, ood=None, holdout=None, folds=None, fold=None))[1]) == 1
 
 
 def test_user_errors(tmp_path: Path) -> None:
@@ -64,3 +64,17 @@ def test_holdout_trains_without_a_recorded_share_of_each_kind(tmp_path: Path) ->
     assert config["holdout"]["fraction"] == 0.25 and config["holdout"]["seed"] == 3
     assert main(["classifier", "train", "--kind", "crop", "--crop-size", "4", "--data", data, "--holdout", "0.2",
                  "--out", str(tmp_path / "c"), *TINY]) == 2
+
+
+def test_folds_train_without_one_fold_of_a_recorded_partition(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _dataset(tmp_path / "d", ["clean"] * 8 + ["corrupted:noise:std=0.1"] * 12)
+    assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "f"), "--folds", "4", "--fold", "1",
+                 "--seed", "2", *TINY]) == 0
+    config = read_model_config(tmp_path / "f" / "model")["classifier"]
+    assert (config["positives"], config["negatives"]) == (6, 9)
+    assert {k: config["holdout"][k] for k in ("folds", "fold", "seed")} == {"folds": 4, "fold": 1, "seed": 2}
+    for bad, message in ((["--folds", "4"], "go together"), (["--folds", "4", "--fold", "4"], "0 <= fold < folds"),
+                         (["--folds", "4", "--fold", "0", "--holdout", "0.2"], "not both"),
+                         (["--folds", "9", "--fold", "0"], "at least 9 clean images")):
+        assert main(["classifier", "train", "--data", data, "--out", str(tmp_path / "bad"), *bad, *TINY]) == 2
+        assert message in capsys.readouterr().err

@@ -53,6 +53,18 @@ def test_crossing_cells_hold_images_out_of_the_classifier_and_give_one_sigma_min
     assert pipeline.make_annotations({**cfg, "train": {"images": 10}}, dataset, root) == path
 
 
+def test_cross_fitted_crossing_trains_one_classifier_per_fold_and_measures_every_image(tmp_path: Path) -> None:
+    cfg, root = {**_classifier_cell(tmp_path, "crossing"), "crossing": {"folds": 2}}, tmp_path / "root"
+    dataset = pipeline.make_dataset(cfg, root)
+    path = pipeline.make_annotations(cfg, dataset, root)
+    made = read_annotations(path).created_by
+    assert path.stem.endswith("-k2") and made["classifiers"] == 2 and made["held_out"] == [8, 32]
+    checks = sorted(read_json(c)["images"] for c in (root / "classifiers").glob("*/check.json"))
+    assert checks == [4, 4]  # each classifier trained on the 4 clean images of the other fold
+    plain = pipeline.make_annotations({**cfg, "crossing": {}}, dataset, root)
+    assert plain != path and read_annotations(plain).created_by["held_out"] == [2, 6]
+
+
 def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:
     cfg = _classifier_cell(tmp_path)
     root = tmp_path / "root"

@@ -21,6 +21,14 @@ the annotation records the measured curve so that a user can judge it. ``confide
 conservative there: each class's held-out accuracy is replaced by its one-sided Wilson upper bound at level
 ``q`` for the number of held-out images of that class, ``(p + z^2/2n + z sqrt(p(1 - p)/n + z^2/4n^2)) / (1 + z^2/n)``
 with ``z = Phi^-1(q)``, so a small held-out set can only raise the measured bias, and with it ``sigma*``.
+Cross-fitting removes the small held-out set instead: ``K`` classifiers, classifier ``k`` trained without fold
+``k`` of a ``K``-way partition of the clean and of the corrupted images (:func:`fold_mask`), each scored on its
+own fold, hold out every image once; their per-class accuracies are pooled weighted by the images scored,
+
+    acc_c = sum_k n_kc acc_kc / sum_k n_kc,
+
+an estimate of the accuracy of a classifier trained on ``(K - 1) / K`` of the data from all ``n1`` clean images
+rather than a fifth of them (each ``2 acc_kc - 1`` bounds ``d_TV`` from below, so their weighted mean does too).
 """
 
 from __future__ import annotations
@@ -54,33 +62,78 @@ MAX_HELD_OUT = 512
 """Held-out images of each kind scored at most (a seeded subset of the larger kind)."""
 
 
+def _kinds(provenance: Sequence[str], least: int, what: str) -> list[tuple[str, np.ndarray]]:
+    """The indices of the clean and of the low-quality images (``ood`` and other kinds are never held out), each
+    kind with at least ``least`` members or an error naming ``what`` needs them."""
+    kinds = np.array([str(p).split(":", 1)[0] for p in provenance])
+    out = []
+    for name, members in (("clean", kinds == "clean"), ("low-quality", np.isin(kinds, LOW_QUALITY_KINDS))):
+        index = np.flatnonzero(members)
+        if len(index) < least:
+            raise AmbientError(f"{what} needs at least {least} {name} images, got {len(index)}")
+        out.append((name, index))
+    return out
+
+
 def holdout_mask(provenance: Sequence[str], fraction: float = HOLDOUT_FRACTION, seed: int = 0) -> np.ndarray:
     """Boolean mask of the images held out from classifier training: ``round(fraction * count)`` of the clean
     and of the low-quality images (at least one of each kind that has two or more), chosen by a seeded
     permutation within each kind; other kinds (``ood``) are never held out."""
     if not 0 < fraction < 1:
         raise AmbientError(f"held-out fraction must lie strictly between 0 and 1, got {fraction}")
-    kinds = np.array([str(p).split(":", 1)[0] for p in provenance])
-    mask = np.zeros(len(kinds), dtype=bool)
-    for name, members in (("clean", kinds == "clean"), ("low-quality", np.isin(kinds, LOW_QUALITY_KINDS))):
-        index = np.flatnonzero(members)
-        if len(index) < 2:
-            raise AmbientError(f"the crossing rule needs at least 2 {name} images to hold some out, got {len(index)}")
+    mask = np.zeros(len(provenance), dtype=bool)
+    for name, index in _kinds(provenance, 2, "the crossing rule"):
         count = min(len(index) - 1, max(1, round(fraction * len(index))))
         order = torch.randperm(len(index), generator=generator(seed, "holdout", name)).numpy()
         mask[index[order[:count]]] = True
     return mask
 
 
-def holdout_record(fraction: float, seed: int, dataset_sha256: str) -> dict[str, Any]:
-    """What a classifier trained without the held-out images stores (``classifier.holdout`` of its model config),
-    so that the crossing rule can rebuild the same mask later: :func:`recorded_holdout`."""
-    return {"fraction": float(fraction), "seed": int(seed), "dataset_sha256": dataset_sha256}
+def fold_mask(provenance: Sequence[str], folds: int, fold: int, seed: int = 0) -> np.ndarray:
+    """Boolean mask of fold ``fold`` of a ``folds``-way partition of the clean and of the low-quality images:
+    within each kind a seeded permutation, whose ``j``-th member lies in fold ``j mod folds`` (fold sizes differ
+    by at most one); the masks of folds ``0 .. folds - 1`` are disjoint and cover both kinds."""
+    if folds < 2 or not 0 <= fold < folds:
+        raise AmbientError(f"cross-fitting needs folds >= 2 and 0 <= fold < folds, got folds {folds}, fold {fold}")
+    mask = np.zeros(len(provenance), dtype=bool)
+    for name, index in _kinds(provenance, folds, f"{folds}-fold cross-fitting"):
+        order = torch.randperm(len(index), generator=generator(seed, "folds", name)).numpy()
+        mask[index[order[fold::folds]]] = True
+    return mask
 
 
-def recorded_holdout(model_dir: str | os.PathLike, data: Any) -> np.ndarray:
-    """The held-out mask a noise classifier was trained without (its ``classifier.holdout`` record), rebuilt on
-    ``data``, which must be the dataset it was trained on (same sha256)."""
+def holdout_record(seed: int, dataset_sha256: str, fraction: float | None = None, folds: int | None = None,
+                   fold: int | None = None) -> dict[str, Any]:
+    """What a classifier trained without held-out images stores (``classifier.holdout`` of its model config):
+    a held-out ``fraction`` (:func:`holdout_mask`) or fold ``fold`` of ``folds`` (:func:`fold_mask`), so that the
+    crossing rule can rebuild the same mask later (:func:`holdout_from_record`)."""
+    if (fraction is None) == (folds is None) or (folds is None) != (fold is None):
+        raise AmbientError("hold out either a fraction or one fold of a partition (folds and fold), not both")
+    if folds is not None and (folds < 2 or not 0 <= fold < folds):
+        raise AmbientError(f"cross-fitting needs folds >= 2 and 0 <= fold < folds, got folds {folds}, fold {fold}")
+    if fraction is not None and not 0 < fraction < 1:
+        raise AmbientError(f"held-out fraction must lie strictly between 0 and 1, got {fraction}")
+    spec = {"fraction": float(fraction)} if fraction is not None else {"folds": int(folds), "fold": int(fold)}
+    return {**spec, "seed": int(seed), "dataset_sha256": dataset_sha256}
+
+
+def holdout_from_record(record: dict[str, Any], provenance: Sequence[str]) -> np.ndarray:
+    """The held-out mask that a :func:`holdout_record` describes, built on ``provenance``."""
+    if "folds" in record:
+        return fold_mask(provenance, int(record["folds"]), int(record["fold"]), int(record["seed"]))
+    return holdout_mask(provenance, float(record["fraction"]), int(record["seed"]))
+
+
+def training_split(provenance: Sequence[str], dataset_sha256: str, seed: int, fraction: float | None = None,
+                   folds: int | None = None, fold: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The images a noise classifier trains on (a boolean mask: all but the held-out ones) and the
+    :func:`holdout_record` it stores, for a held-out ``fraction`` or fold ``fold`` of ``folds``."""
+    record = holdout_record(seed, dataset_sha256, fraction, folds, fold)
+    return ~holdout_from_record(record, provenance), record
+
+
+def _holdout_of(model_dir: str | os.PathLike, data: Any) -> dict[str, Any]:
+    """The ``classifier.holdout`` record of a noise classifier, checked to belong to ``data``."""
     from ambient_omni.training.checkpoint import model_folder
 
     config = read_json(Path(model_folder(model_dir)) / "config.json")
@@ -91,7 +144,24 @@ def recorded_holdout(model_dir: str | os.PathLike, data: Any) -> np.ndarray:
     if record["dataset_sha256"] != data.sha256:
         raise AmbientError(f"{model_dir}: trained on another dataset (sha256 {record['dataset_sha256'][:12]}, this "
                            f"one {data.sha256[:12]}): its held-out images are not this set's")
-    return holdout_mask(data.provenance, record["fraction"], record["seed"])
+    return record
+
+
+def recorded_holdout(model_dir: str | os.PathLike, data: Any) -> np.ndarray:
+    """The held-out mask a noise classifier was trained without (its ``classifier.holdout`` record), rebuilt on
+    ``data``, which must be the dataset it was trained on (same sha256)."""
+    return holdout_from_record(_holdout_of(model_dir, data), data.provenance)
+
+
+def _check_partition(records: list[dict[str, Any]], model_dirs: Sequence[Any]) -> None:
+    """Several classifiers are pooled only as the complete set of folds of one partition."""
+    folds = {(r.get("folds"), r.get("seed")) for r in records}
+    got = sorted(int(r.get("fold", -1)) for r in records)
+    if len(folds) != 1 or None in next(iter(folds)) or got != list(range(int(records[0]["folds"]))):
+        raise AmbientError("several classifiers are pooled only as every fold of one cross-fitting partition (trained "
+                           "with `--folds K --fold 0` ... `--fold K-1` and one --seed); got "
+                           + ", ".join(f"{d}: {r.get('fold', 'no fold')} of {r.get('folds', '-')} (seed {r.get('seed')})"
+                                       for d, r in zip(model_dirs, records)))
 
 
 def held_out_accuracy(model: nn.Module, clean: torch.Tensor, corrupted: torch.Tensor,
@@ -140,7 +210,8 @@ class CrossingRule:
 
     ``sigma_min``: the crossing ``sigma*`` (``inf``: mixed data never has the better bound, the low-quality
     images are not used); ``status``: ``crossing``, ``always`` or ``never`` (:class:`~ambient_omni.theory.
-    crossing.CrossingResult`); ``vacuous``: the clean-only bound is trivial (1) at ``sigma*``."""
+    crossing.CrossingResult`); ``vacuous``: the clean-only bound is trivial (1) at ``sigma*``; ``held_out``: the
+    clean and corrupted images the accuracies were measured on, pooled over ``classifiers`` (cross-fitting)."""
 
     n_clean: int
     n_corrupted: int
@@ -151,6 +222,8 @@ class CrossingRule:
     vacuous: bool
     kde: str = "paper"
     confidence: float | None = None
+    held_out: tuple[int, int] | None = None
+    classifiers: int = 1
 
     def record(self) -> dict[str, Any]:
         """JSON-ready form (``inf`` as the string ``"inf"``)."""
@@ -160,33 +233,57 @@ class CrossingRule:
 
 
 def crossing_rule(n_clean: int, n_corrupted: int, sigmas: Sequence[float], accuracies: Sequence[float],
-                  kde: str = "paper", confidence: float | None = None) -> CrossingRule:
+                  kde: str = "paper", confidence: float | None = None, held_out: tuple[int, int] | None = None,
+                  classifiers: int = 1) -> CrossingRule:
     """``sigma*`` of the theory's bounds with the bias measured as ``max(0, 2 acc - 1)`` (module doc);
-    ``confidence`` only records that ``accuracies`` are upper bounds at that level."""
+    ``confidence``, ``held_out`` and ``classifiers`` only record how ``accuracies`` were measured."""
     setup = setup_from_accuracy(sigmas, accuracies, n_clean=int(n_clean), n_corrupted=int(n_corrupted), kde=kde)
     result = crossing_sigma(setup)
     return CrossingRule(int(n_clean), int(n_corrupted), tuple(float(s) for s in sigmas),
                         tuple(float(a) for a in accuracies), result.sigma, result.status, result.vacuous, kde,
-                        confidence)
+                        confidence, None if held_out is None else (int(held_out[0]), int(held_out[1])), int(classifiers))
 
 
-def annotate_crossing(model_dir: str | os.PathLike, data: Any, draws: int = CURVE_DRAWS, seed: int = 0,
-                      kde: str = "paper", confidence: float | None = None) -> tuple[AnnotationTable, CrossingRule]:
-    """The whole rule on a dataset (:class:`~ambient_omni.data.mixed.MixedData`): the classifier's balanced
-    accuracy on the images it was trained without (with ``confidence``, each class's Wilson upper bound: module
-    doc), the crossing for the set's clean and low-quality counts, and the annotation table."""
+def pooled_class_accuracy(model_dirs: Sequence[str | os.PathLike], data: Any, draws: int = CURVE_DRAWS,
+                          seed: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(len(CURVE_SIGMAS), 2)`` per-class held-out accuracy of one classifier, or of the complete folds of a
+    cross-fitting partition pooled as ``sum_k n_kc acc_kc / sum_k n_kc`` (module doc), and the pooled counts
+    ``(n_clean, n_corrupted)`` of held-out images scored."""
     from ambient_omni.training.checkpoint import load_model, model_folder
 
-    held = torch.from_numpy(recorded_holdout(model_dir, data))
+    if not model_dirs:
+        raise AmbientError("the crossing rule needs a noise classifier")
+    records = [_holdout_of(d, data) for d in model_dirs]
+    if len(records) > 1:
+        _check_partition(records, model_dirs)
     kinds = [str(p).split(":", 1)[0] for p in data.provenance]
     clean = torch.tensor([k == "clean" for k in kinds])
     low = torch.tensor([k in LOW_QUALITY_KINDS for k in kinds])
-    per_class = held_out_class_accuracy(load_model(model_folder(model_dir)), data.images[clean & held],
-                                        data.images[low & held], draws=draws, seed=seed)
+    accuracies, counts = [], []
+    for model_dir, record in zip(model_dirs, records):
+        held = torch.from_numpy(holdout_from_record(record, data.provenance))
+        counts.append([min(int((mask & held).sum()), MAX_HELD_OUT) for mask in (clean, low)])
+        accuracies.append(held_out_class_accuracy(load_model(model_folder(model_dir)), data.images[clean & held],
+                                                  data.images[low & held], draws=draws, seed=seed))
+    n = np.asarray(counts, dtype=np.float64)  # (classifiers, 2)
+    pooled = accuracies[0] if len(accuracies) == 1 else np.einsum("kc,ksc->sc", n, np.stack(accuracies)) / n.sum(0)
+    return pooled, (int(n[:, 0].sum()), int(n[:, 1].sum()))
+
+
+def annotate_crossing(model_dirs: str | os.PathLike | Sequence[str | os.PathLike], data: Any,
+                      draws: int = CURVE_DRAWS, seed: int = 0, kde: str = "paper",
+                      confidence: float | None = None) -> tuple[AnnotationTable, CrossingRule]:
+    """The whole rule on a dataset (:class:`~ambient_omni.data.mixed.MixedData`): the balanced accuracy of one
+    classifier, or of the folds of a cross-fitting partition pooled (:func:`pooled_class_accuracy`), on the
+    images it was trained without (with ``confidence``, each class's Wilson upper bound for the pooled count:
+    module doc), the crossing for the set's clean and low-quality counts, and the annotation table."""
+    dirs = [model_dirs] if isinstance(model_dirs, (str, os.PathLike)) else list(model_dirs)
+    per_class, held_out = pooled_class_accuracy(dirs, data, draws, seed)
     if confidence is not None:
-        counts = [min(int((mask & held).sum()), MAX_HELD_OUT) for mask in (clean, low)]
-        per_class = np.stack([wilson_upper(per_class[:, k], counts[k], confidence) for k in (0, 1)], axis=1)
-    rule = crossing_rule(int(clean.sum()), int(low.sum()), CURVE_SIGMAS, per_class.mean(axis=1), kde, confidence)
+        per_class = np.stack([wilson_upper(per_class[:, k], held_out[k], confidence) for k in (0, 1)], axis=1)
+    kinds = [str(p).split(":", 1)[0] for p in data.provenance]
+    n_clean, n_low = kinds.count("clean"), sum(k in LOW_QUALITY_KINDS for k in kinds)
+    rule = crossing_rule(n_clean, n_low, CURVE_SIGMAS, per_class.mean(axis=1), kde, confidence, held_out, len(dirs))
     return crossing_annotation(data.ids.numpy(), data.provenance, rule, data.sha256), rule
 
 

@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     x = actions.add_parser("crossing", help="one sigma_min from the theory's crossing, measured on held-out images",
                            description=DESCRIPTION, formatter_class=fmt)
-    x.add_argument("--classifier", required=True, help="noise classifier run or model folder trained with --holdout")
+    x.add_argument("--classifier", required=True, action="append",
+                   help="noise classifier run or model folder trained with --holdout; or repeat it once for every "
+                        "fold of a cross-fitting partition (trained with --folds K --fold k), pooled")
     x.add_argument("--data", required=True, help="dataset folder the classifier was trained on")
     x.add_argument("--out", required=True, help="annotation file to write")
     x.add_argument("--draws", type=int, default=16, help="noise draws per image and sigma (default 16)")
@@ -190,7 +192,9 @@ def run_crossing(args: argparse.Namespace) -> int:
     table, rule = annotate_crossing(args.classifier, load_dataset(args.data), args.draws, args.seed, args.kde_bound,
                                     args.confidence)
     bound = f" (Wilson upper bounds at {args.confidence:g})" if args.confidence is not None else ""
-    print(f"held-out balanced accuracy{bound}: " + ", ".join(f"{a:.3f} at {s:.3g}" for s, a in zip(rule.sigmas, rule.accuracies)))
+    pooled = f", {rule.classifiers} cross-fitted classifiers pooled" if rule.classifiers > 1 else ""
+    print(f"held-out balanced accuracy{bound} on {rule.held_out[0]} clean and {rule.held_out[1]} corrupted images"
+          f"{pooled}: " + ", ".join(f"{a:.3f} at {s:.3g}" for s, a in zip(rule.sigmas, rule.accuracies)))
     verdict = (f"mixed data never has the better bound: the corrupted images are not used (sigma_min = inf)"
                if math.isinf(rule.sigma_min) else f"sigma_min = {rule.sigma_min:.4g} for every corrupted image "
                f"({rule.status}{', vacuous: the clean-only bound is trivial there' if rule.vacuous else ''})")

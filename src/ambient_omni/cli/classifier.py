@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, metavar="FRACTION",
                    help="--kind noise: train without this share of the clean and of the corrupted images (seeded by "
                         "--seed) and record it, so `ambient annotate crossing` can measure the classifier on them")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="--kind noise, cross-fitting: split the clean and the corrupted images into K folds (seeded by "
+                        "--seed) and train without fold --fold; train one classifier per fold and give them all to "
+                        "`ambient annotate crossing`, which then measures every image once")
+    p.add_argument("--fold", type=int, metavar="k", help="with --folds: the fold left out (0 .. K-1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
     p.add_argument("--log-every", type=int, default=50, metavar="STEPS")
@@ -86,12 +91,12 @@ def _classes(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         raise AmbientError(f"{args.data}: needs clean and {neg_name} images for a {args.kind} classifier "
                            f"(has {int(pos.sum())} clean, {int(neg.sum())} {neg_name})")
     info: dict[str, Any] = {"data": args.data}
-    if args.holdout is not None:
-        from ambient_omni.annotate.crossing_rule import holdout_mask, holdout_record
+    if args.holdout is not None or args.folds is not None:
+        from ambient_omni.annotate.crossing_rule import training_split
 
-        used = ~torch.from_numpy(holdout_mask(data.provenance, args.holdout, args.seed))
-        pos, neg = pos & used, neg & used
-        info["holdout"] = holdout_record(args.holdout, args.seed, data.sha256)
+        used, info["holdout"] = training_split(data.provenance, data.sha256, args.seed, args.holdout, args.folds,
+                                               args.fold)
+        pos, neg = pos & torch.from_numpy(used), neg & torch.from_numpy(used)
     return data.images[pos], data.images[neg], info
 
 
@@ -116,8 +121,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise AmbientError("--kind crop needs --crop-size C")
     if args.crop_size is not None and (not crop or args.crop_size < 1):
         raise AmbientError("--crop-size is a positive size for --kind crop only")
-    if args.holdout is not None and (crop or not args.data):
-        raise AmbientError("--holdout is for noise classifiers on a --data folder")
+    if (args.holdout is not None or args.folds is not None) and (crop or not args.data):
+        raise AmbientError("--holdout and --folds are for noise classifiers on a --data folder")
+    if (args.folds is None) != (args.fold is None):
+        raise AmbientError("--folds K and --fold k go together (cross-fitting: train once for each k in 0 .. K-1)")
+    if args.folds is not None and args.holdout is not None:
+        raise AmbientError("give --holdout FRACTION or --folds K --fold k, not both")
     positives, negatives, sources = _classes(args)
     folder = train_classifier(
         _network(args, positives.shape[1]), positives, negatives, args.out, crop_size=args.crop_size if crop else None,

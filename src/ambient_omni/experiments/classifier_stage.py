@@ -22,19 +22,21 @@ ANNOTATION_KEYS = ("span", "grid_size", "draws", "stride", "window", "back", "ma
 def _train_noise_classifier(dataset_dir: Path, cfg: dict[str, Any], out: Path) -> Path:
     """Noise-conditional clean-vs-corrupted classifier on the dataset (balanced batches); ``cfg["network"]``
     (optional) overrides the preset's network settings; with ``cfg["holdout"] = F`` it trains without a held-out
-    share F of the clean and of the corrupted images (:func:`~ambient_omni.annotate.crossing_rule.holdout_mask`,
-    seeded by the classifier seed) and records it for the crossing rule."""
+    share F of the clean and of the corrupted images, with ``cfg["folds"] = K, cfg["fold"] = k`` without fold k
+    of a K-way partition (:func:`~ambient_omni.annotate.crossing_rule.training_split`, seeded by the classifier
+    seed), and records which for the crossing rule."""
     from ambient_omni.annotate.classifier_task import train_classifier
-    from ambient_omni.annotate.crossing_rule import holdout_mask, holdout_record
+    from ambient_omni.annotate.crossing_rule import training_split
     from ambient_omni.data.dataset_folder import load_dataset
     from ambient_omni.networks.registry import preset_config
 
     data = load_dataset(dataset_dir)
     clean = torch.tensor([p == "clean" for p in data.provenance])
     used, info = torch.ones(len(clean), dtype=torch.bool), {"data": str(dataset_dir)}
-    if cfg.get("holdout") is not None:
-        used = ~torch.from_numpy(holdout_mask(data.provenance, cfg["holdout"], int(cfg.get("seed", 0))))
-        info["holdout"] = holdout_record(cfg["holdout"], int(cfg.get("seed", 0)), data.sha256)
+    if cfg.get("holdout") is not None or cfg.get("folds") is not None:
+        mask, info["holdout"] = training_split(data.provenance, data.sha256, int(cfg.get("seed", 0)), cfg.get("holdout"),
+                                               cfg.get("folds"), cfg.get("fold"))
+        used = torch.from_numpy(mask)
     network = preset_config(cfg["preset"], in_channels=int(data.images.shape[1]), **cfg.get("network", {}))
     return train_classifier(network, data.images[clean & used], data.images[~clean & used], out, total_images=cfg["images"],
                             batch_size=cfg["batch"], lr=cfg["lr"], checkpoint_every=cfg.get("checkpoint_every", 500),
@@ -50,8 +52,9 @@ def classifier_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tuple[Path, str]:
     """The dataset's noise classifier for the resolved ``[classifier]`` settings ``ccfg``, trained once into
     ``root/classifiers/<dataset>-<hash of the training settings>``; returns its model folder and the hash.
-    ``ccfg["holdout"]`` (the crossing rule's held-out share) is part of the hash."""
-    train_keys = ("preset", "network", "images", "batch", "lr", "seed", "holdout")
+    ``ccfg["holdout"]`` (the crossing rule's held-out share) or ``ccfg["folds"]``, ``ccfg["fold"]`` (its
+    cross-fitting fold) are part of the hash."""
+    train_keys = ("preset", "network", "images", "batch", "lr", "seed", "holdout", "folds", "fold")
     run_key = config_hash({"data": dataset_dir.name, **{k: ccfg[k] for k in train_keys if ccfg.get(k) is not None}})
     run = root / "classifiers" / f"{dataset_dir.name}-{run_key}"
     if not (run / "model" / "model.safetensors").is_file():
@@ -60,23 +63,31 @@ def noise_classifier(ccfg: dict[str, Any], dataset_dir: Path, root: Path) -> tup
 
 
 def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> Path:
-    """The crossing rule (:mod:`ambient_omni.annotate.crossing_rule`), once per classifier: the cell's noise
+    """The crossing rule (:mod:`ambient_omni.annotate.crossing_rule`), once per classifier set: the cell's noise
     classifier trained on all but a held-out share (``classifier.holdout``, default 0.2) of the clean and of the
-    corrupted images, its balanced accuracy on the held-out ones, and the theory's crossing for this set's
-    clean and corrupted counts as every corrupted image's sigma_min; ``crossing.confidence`` makes it conservative
-    (:func:`~ambient_omni.annotate.crossing_rule.wilson_upper`)."""
+    corrupted images, or with ``crossing.folds = K`` one classifier per fold of a K-way partition (cross-fitting:
+    every image held out once), the balanced accuracy on the held-out images, and the theory's crossing for this
+    set's clean and corrupted counts as every corrupted image's sigma_min; ``crossing.confidence`` makes it
+    conservative (:func:`~ambient_omni.annotate.crossing_rule.wilson_upper`)."""
     from ambient_omni.annotate.crossing_rule import HOLDOUT_FRACTION, annotate_crossing
     from ambient_omni.data.annotations import write_annotations
     from ambient_omni.data.dataset_folder import load_dataset
 
-    ccfg = classifier_settings(cfg)
-    ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
-    model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
-    confidence = cfg.get("crossing", {}).get("confidence")  # None: the measured accuracy (files named as before)
-    suffix = "" if confidence is None else f"-q{float(confidence):g}"
+    ccfg, xcfg = classifier_settings(cfg), cfg.get("crossing", {})
+    folds = xcfg.get("folds")
+    if folds is None:  # one classifier without a held-out share (files named as before cross-fitting existed)
+        ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
+        model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
+        model_dirs, suffix = [model_dir], ""
+    else:
+        ccfg.pop("holdout", None)
+        trained = [noise_classifier({**ccfg, "folds": int(folds), "fold": k}, dataset_dir, root) for k in range(int(folds))]
+        model_dirs, run_key, suffix = [d for d, _ in trained], config_hash([key for _, key in trained]), f"-k{int(folds)}"
+    confidence = xcfg.get("confidence")
+    suffix += "" if confidence is None else f"-q{float(confidence):g}"
     out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}{suffix}.jsonl"
     if not out.exists():
-        table, _ = annotate_crossing(model_dir, load_dataset(dataset_dir), seed=int(ccfg["seed"]),
+        table, _ = annotate_crossing(model_dirs, load_dataset(dataset_dir), seed=int(ccfg["seed"]),
                                      confidence=None if confidence is None else float(confidence))
         write_annotations(out, table)
     return out
