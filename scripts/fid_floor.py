@@ -1,8 +1,10 @@
 """Real-image sample sets at the protocol's size, to read benchmark FIDs against: 2,000 Fashion-MNIST train
 images (``fixed_subset(60000, 2000, seed 0)``) as they are and blurred with sigma_B = 1.0, written as
-``OUT/train2000/samples.npz`` and ``OUT/train2000-blur1.0/samples.npz``. Evaluate them like model samples:
+``OUT/train2000/samples.npz`` and ``OUT/train2000-blur1.0/samples.npz``; with ``--autoencoder RUN`` also the same
+images through the autoencoder, ``decode(encode(x))`` (``OUT/train2000-ae/samples.npz``: the floor of a latent
+model decoded by it). Evaluate them like model samples:
 
-    .venv/bin/python scripts/fid_floor.py --out runs/fid
+    .venv/bin/python scripts/fid_floor.py --out runs/fid [--autoencoder runs/unknown/autoencoders/RUN]
     .venv/bin/ambient eval --samples runs/fid/train2000 --features inception,fmnist-classifier
 """
 
@@ -29,12 +31,19 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--blur", type=float, default=1.0)
+    parser.add_argument("--autoencoder", help="an `ambient autoencoder train` run: also write its reconstructions")
     args = parser.parse_args()
     train = read_fashion_mnist("train")
     index = fixed_subset(train.images.shape[0], args.n, seed=0)
     images = torch.as_tensor(train.images[index]).float()
     blurred = parse_corruption(f"blur:sigma={args.blur}")(images, torch.as_tensor(index), 0)
-    for name, batch in ((f"train{args.n}", images), (f"train{args.n}-blur{args.blur}", torch.as_tensor(blurred))):
+    sets = [(f"train{args.n}", images), (f"train{args.n}-blur{args.blur}", torch.as_tensor(blurred))]
+    if args.autoencoder:
+        from ambient_omni.latents.codec import AutoencoderCodec
+
+        codec = AutoencoderCodec(args.autoencoder)
+        sets.append((f"train{args.n}-ae", torch.cat([codec.decode(codec.encode(b)) for b in images.split(256)])))
+    for name, batch in sets:
         folder = Path(args.out) / name
         folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / "samples.npz", images=to_uint8(batch))
