@@ -155,6 +155,11 @@ def test_crossing_measures_the_held_out_images_and_refuses_a_classifier_without_
     assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(data), "--out",
                  str(careful), "--draws", "2", "--confidence", "0.9"]) == 0
     assert "(Wilson upper bounds at 0.9)" in capsys.readouterr().out
+    assert main(["annotate", "crossing", "--classifier", str(tmp_path / "h"), "--data", str(data), "--out",
+                 str(tmp_path / "i.jsonl"), "--draws", "2", "--informative"]) == 0
+    raised = read_annotations(tmp_path / "i.jsonl")
+    assert raised.created_by["informative"] and not raised.created_by["vacuous"]
+    assert raised.sigma_min[10] >= table.sigma_min[10]
     bounded = read_annotations(careful)
     assert bounded.created_by["confidence"] == 0.9 and bounded.sigma_min[10] >= table.sigma_min[10]
     assert all(u >= a for u, a in zip(bounded.created_by["accuracies"], table.created_by["accuracies"]))

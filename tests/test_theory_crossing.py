@@ -11,6 +11,7 @@ from ambient_omni.theory.crossing import (
     crossing_sigma,
     describe_intervals,
     edm_sigmas,
+    informative_from,
     measured_tv_curve,
     mixed_win_intervals,
     plot_crossing,
@@ -80,6 +81,15 @@ def test_never_always_and_vacuous() -> None:
     always = crossing_sigma(CrossingSetup(100, 900, tv0=0.0, kde="explicit"))
     assert always.status == "always"
     assert crossing_sigma(CrossingSetup(100, 900, tv0=0.3)).vacuous  # the clean bound is 1 at its crossing
+
+
+def test_informative_from_is_where_the_clean_bound_leaves_one() -> None:
+    setup = CrossingSetup(30, 9970, tv0=0.3)
+    edge = informative_from(setup, 1e-3)
+    assert setup.clean_bound(np.asarray(edge * 0.999)) == 1.0 and setup.clean_bound(np.asarray(edge * 1.001)) < 1.0
+    assert informative_from(setup, edge * 2) == edge * 2  # already informative: unchanged
+    assert informative_from(setup, float("inf")) == float("inf")
+    assert informative_from(CrossingSetup(30, 9970, tv0=0.3), 1e-3, sigma_hi=edge / 2) == float("inf")
 
 
 def test_edm_sigmas() -> None:

@@ -51,7 +51,7 @@ from ambient_omni.data.mixed import LOW_QUALITY_KINDS
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import read_json
 from ambient_omni.seeding import generator
-from ambient_omni.theory.crossing import crossing_sigma, setup_from_accuracy
+from ambient_omni.theory.crossing import crossing_sigma, informative_from, setup_from_accuracy
 
 HOLDOUT_FRACTION = 0.2
 """Share of the clean and of the low-quality images kept from the classifier to measure its accuracy on."""
@@ -211,7 +211,9 @@ class CrossingRule:
     ``sigma_min``: the crossing ``sigma*`` (``inf``: mixed data never has the better bound, the low-quality
     images are not used); ``status``: ``crossing``, ``always`` or ``never`` (:class:`~ambient_omni.theory.
     crossing.CrossingResult`); ``vacuous``: the clean-only bound is trivial (1) at ``sigma*``; ``held_out``: the
-    clean and corrupted images the accuracies were measured on, pooled over ``classifiers`` (cross-fitting)."""
+    clean and corrupted images the accuracies were measured on, pooled over ``classifiers`` (cross-fitting);
+    ``informative``: a vacuous crossing was raised to where the clean-only bound leaves 1 (``vacuous_sigma``:
+    the crossing before it was raised, ``None`` if it was not)."""
 
     n_clean: int
     n_corrupted: int
@@ -224,24 +226,36 @@ class CrossingRule:
     confidence: float | None = None
     held_out: tuple[int, int] | None = None
     classifiers: int = 1
+    informative: bool = False
+    vacuous_sigma: float | None = None
 
     def record(self) -> dict[str, Any]:
         """JSON-ready form (``inf`` as the string ``"inf"``)."""
         rec = asdict(self)
         rec["sigma_min"] = "inf" if math.isinf(self.sigma_min) else self.sigma_min
+        if not self.informative:  # files of the plain rule keep the fields they always had
+            for key in ("informative", "vacuous_sigma"):
+                rec.pop(key)
         return {"rule": "crossing", **rec, "sigmas": list(self.sigmas), "accuracies": list(self.accuracies)}
 
 
 def crossing_rule(n_clean: int, n_corrupted: int, sigmas: Sequence[float], accuracies: Sequence[float],
                   kde: str = "paper", confidence: float | None = None, held_out: tuple[int, int] | None = None,
-                  classifiers: int = 1) -> CrossingRule:
+                  classifiers: int = 1, informative: bool = False) -> CrossingRule:
     """``sigma*`` of the theory's bounds with the bias measured as ``max(0, 2 acc - 1)`` (module doc);
-    ``confidence``, ``held_out`` and ``classifiers`` only record how ``accuracies`` were measured."""
+    ``confidence``, ``held_out`` and ``classifiers`` only record how ``accuracies`` were measured. With
+    ``informative``, a vacuous crossing (the clean-only bound trivial, 1, at ``sigma*``: the mixed bound then
+    "wins" only against a bound that says nothing) is raised to the smallest sigma where the clean-only bound is
+    below 1 (:func:`~ambient_omni.theory.crossing.informative_from`); mixed data still wins there."""
     setup = setup_from_accuracy(sigmas, accuracies, n_clean=int(n_clean), n_corrupted=int(n_corrupted), kde=kde)
     result = crossing_sigma(setup)
+    sigma, vacuous, raised = result.sigma, result.vacuous, None
+    if informative and vacuous:
+        sigma, vacuous, raised = informative_from(setup, result.sigma), False, result.sigma
     return CrossingRule(int(n_clean), int(n_corrupted), tuple(float(s) for s in sigmas),
-                        tuple(float(a) for a in accuracies), result.sigma, result.status, result.vacuous, kde,
-                        confidence, None if held_out is None else (int(held_out[0]), int(held_out[1])), int(classifiers))
+                        tuple(float(a) for a in accuracies), sigma, result.status, vacuous, kde,
+                        confidence, None if held_out is None else (int(held_out[0]), int(held_out[1])), int(classifiers),
+                        bool(informative), raised)
 
 
 def pooled_class_accuracy(model_dirs: Sequence[str | os.PathLike], data: Any, draws: int = CURVE_DRAWS,
@@ -272,18 +286,20 @@ def pooled_class_accuracy(model_dirs: Sequence[str | os.PathLike], data: Any, dr
 
 def annotate_crossing(model_dirs: str | os.PathLike | Sequence[str | os.PathLike], data: Any,
                       draws: int = CURVE_DRAWS, seed: int = 0, kde: str = "paper",
-                      confidence: float | None = None) -> tuple[AnnotationTable, CrossingRule]:
+                      confidence: float | None = None, informative: bool = False) -> tuple[AnnotationTable, CrossingRule]:
     """The whole rule on a dataset (:class:`~ambient_omni.data.mixed.MixedData`): the balanced accuracy of one
     classifier, or of the folds of a cross-fitting partition pooled (:func:`pooled_class_accuracy`), on the
     images it was trained without (with ``confidence``, each class's Wilson upper bound for the pooled count:
-    module doc), the crossing for the set's clean and low-quality counts, and the annotation table."""
+    module doc), the crossing for the set's clean and low-quality counts (``informative``: a vacuous one raised,
+    :func:`crossing_rule`), and the annotation table."""
     dirs = [model_dirs] if isinstance(model_dirs, (str, os.PathLike)) else list(model_dirs)
     per_class, held_out = pooled_class_accuracy(dirs, data, draws, seed)
     if confidence is not None:
         per_class = np.stack([wilson_upper(per_class[:, k], held_out[k], confidence) for k in (0, 1)], axis=1)
     kinds = [str(p).split(":", 1)[0] for p in data.provenance]
     n_clean, n_low = kinds.count("clean"), sum(k in LOW_QUALITY_KINDS for k in kinds)
-    rule = crossing_rule(n_clean, n_low, CURVE_SIGMAS, per_class.mean(axis=1), kde, confidence, held_out, len(dirs))
+    rule = crossing_rule(n_clean, n_low, CURVE_SIGMAS, per_class.mean(axis=1), kde, confidence, held_out, len(dirs),
+                         informative)
     return crossing_annotation(data.ids.numpy(), data.provenance, rule, data.sha256), rule
 
 

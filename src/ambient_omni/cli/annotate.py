@@ -110,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="conservative: replace each class's held-out accuracy by its one-sided Wilson upper bound at "
                         "level Q (e.g. 0.9) for the number of held-out images, which can only raise sigma_min "
                         "(for small clean sets; default: the measured accuracy)")
+    x.add_argument("--informative", action="store_true",
+                   help="raise a vacuous crossing (the clean-only bound trivial, 1, there) to the smallest sigma where "
+                        "the clean-only bound says something (below 1)")
     x.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     x.set_defaults(func=run_crossing)
 
@@ -190,7 +193,7 @@ def run_crossing(args: argparse.Namespace) -> int:
 
     require_positive("--draws", args.draws)
     table, rule = annotate_crossing(args.classifier, load_dataset(args.data), args.draws, args.seed, args.kde_bound,
-                                    args.confidence)
+                                    args.confidence, args.informative)
     bound = f" (Wilson upper bounds at {args.confidence:g})" if args.confidence is not None else ""
     pooled = f", {rule.classifiers} cross-fitted classifiers pooled" if rule.classifiers > 1 else ""
     print(f"held-out balanced accuracy{bound} on {rule.held_out[0]} clean and {rule.held_out[1]} corrupted images"
@@ -198,6 +201,8 @@ def run_crossing(args: argparse.Namespace) -> int:
     verdict = (f"mixed data never has the better bound: the corrupted images are not used (sigma_min = inf)"
                if math.isinf(rule.sigma_min) else f"sigma_min = {rule.sigma_min:.4g} for every corrupted image "
                f"({rule.status}{', vacuous: the clean-only bound is trivial there' if rule.vacuous else ''})")
+    if rule.vacuous_sigma is not None:
+        verdict += f"; raised from the vacuous crossing at {rule.vacuous_sigma:.4g}"
     print(f"{rule.n_clean} clean, {rule.n_corrupted} corrupted: {verdict}")
     _write_table(args.out, table)
     return 0

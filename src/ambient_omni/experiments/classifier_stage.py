@@ -68,7 +68,8 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
     corrupted images, or with ``crossing.folds = K`` one classifier per fold of a K-way partition (cross-fitting:
     every image held out once), the balanced accuracy on the held-out images, and the theory's crossing for this
     set's clean and corrupted counts as every corrupted image's sigma_min; ``crossing.confidence`` makes it
-    conservative (:func:`~ambient_omni.annotate.crossing_rule.wilson_upper`)."""
+    conservative (:func:`~ambient_omni.annotate.crossing_rule.wilson_upper`), ``crossing.informative = true``
+    raises a vacuous crossing (:func:`~ambient_omni.annotate.crossing_rule.crossing_rule`)."""
     from ambient_omni.annotate.crossing_rule import HOLDOUT_FRACTION, annotate_crossing
     from ambient_omni.data.annotations import write_annotations
     from ambient_omni.data.dataset_folder import load_dataset
@@ -83,12 +84,13 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
         ccfg.pop("holdout", None)
         trained = [noise_classifier({**ccfg, "folds": int(folds), "fold": k}, dataset_dir, root) for k in range(int(folds))]
         model_dirs, run_key, suffix = [d for d, _ in trained], config_hash([key for _, key in trained]), f"-k{int(folds)}"
-    confidence = xcfg.get("confidence")
-    suffix += "" if confidence is None else f"-q{float(confidence):g}"
+    confidence, informative = xcfg.get("confidence"), bool(xcfg.get("informative", False))
+    suffix += ("" if confidence is None else f"-q{float(confidence):g}") + ("-inf" if informative else "")
     out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}{suffix}.jsonl"
     if not out.exists():
         table, _ = annotate_crossing(model_dirs, load_dataset(dataset_dir), seed=int(ccfg["seed"]),
-                                     confidence=None if confidence is None else float(confidence))
+                                     confidence=None if confidence is None else float(confidence),
+                                     informative=informative)
         write_annotations(out, table)
     return out
 

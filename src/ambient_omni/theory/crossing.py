@@ -10,6 +10,7 @@ for the crossing; we compute ``sigma* = inf {sigma : B2 < B1 on [sigma, sigma_hi
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,23 @@ def crossing_sigma(setup: CrossingSetup, sigma_lo: float = 1e-3, sigma_hi: float
     if diff[k] == 0:
         return result(float(grid[k]), "crossing")
     return result(float(brentq(gap, grid[k], grid[k + 1], xtol=1e-12, rtol=1e-10)), "crossing")
+
+
+def informative_from(setup: CrossingSetup, sigma: float, sigma_hi: float = 1e6, num: int = 4000) -> float:
+    """The smallest level ``s >= sigma`` where the clean-only bound is informative, ``B1(s) < 1`` (``B1``
+    falls with sigma, so this is where it leaves 1; ``inf`` if it never does up to ``sigma_hi``). A crossing
+    below it compares the mixed bound with a trivial one, which says nothing about which data is better."""
+    if not math.isfinite(sigma) or setup.clean_bound(np.asarray(sigma)) < 1.0:
+        return float(sigma)
+    grid = np.geomspace(sigma, sigma_hi, num)
+    informative = np.flatnonzero(setup.clean_bound(grid) < 1.0)
+    if len(informative) == 0:
+        return float("inf")
+    k = int(informative[0])
+    edge = lambda s: float(setup.clean_bound(np.asarray(s))) - (1.0 - 1e-12)  # noqa: E731
+    if edge(grid[k]) >= 0:
+        return float(grid[k])
+    return float(brentq(edge, grid[k - 1], grid[k], xtol=1e-12, rtol=1e-10))
 
 
 @dataclass(frozen=True)
