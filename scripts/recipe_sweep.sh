@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One training seed of a recipe, cell pattern by cell pattern in the order given (default: every cell of the
 # seed at once). Each `ambient bench` call resumes where it stopped, so rerunning this script after an
-# interruption continues the sweep. One thread per job: run seeds 0 and 1 side by side on 2 cores.
+# interruption continues the sweep. One thread per job: run seeds 0 and 1 side by side on 2 cores; stages the
+# seeds share (the dataset, an autoencoder, a teacher, a fixed-seed classifier) are made by whichever job gets
+# there first while the other waits (bench locks under OUT/locks/).
 #
 #   OUT=runs/unknown bash scripts/recipe_sweep.sh unknown 0 'pixels-150k__*' 'latent-150k__*' &
 #   OUT=runs/unknown bash scripts/recipe_sweep.sh unknown 1 'pixels-150k__*' 'latent-150k__*' &

@@ -169,3 +169,11 @@ def test_the_cells_loss_target_reaches_the_run(tmp_path: Path) -> None:
     dataset = pipeline.make_dataset(cfg, root)
     model = pipeline.train_denoiser(cfg, dataset, pipeline.make_annotations(cfg, dataset, root), root / "run")
     assert read_json(model / "config.json")["settings"]["loss_target"] == "x0"
+
+
+def test_cells_that_train_the_same_classifier_share_an_annotation_lock() -> None:
+    lock = pipeline._annotation_lock
+    assert lock({"method": "classifier", "seed": 1}) == lock({"method": "crossing", "seed": 1}) == "classifier-seed1"
+    assert lock({"method": "classifier", "seed": 0}) != lock({"method": "classifier", "seed": 1})
+    assert lock({"method": "classifier", "seed": 1, "classifier": {"seed": 0}}) == "classifier-seed0"
+    assert lock({"method": "fixed", "seed": 3}) == lock({"method": "clean-only", "seed": 0}) == "shared"

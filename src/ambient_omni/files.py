@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,14 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+def exclusive_lock(path: str | os.PathLike, what: str,
+                   wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold an advisory exclusive lock on ``path`` (created, holding the holder's pid) for the block.
 
-    Another process holding it is an :class:`AmbientError` naming ``what``. The operating system drops
-    the lock when its holder exits, even after ``kill -9``, so a crashed run never leaves a stale lock.
-    Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+    Another process holding it is an :class:`AmbientError` naming ``what``, or, with ``wait`` (a logger), a
+    message to it and a wait until the holder lets go. The operating system drops the lock when its holder
+    exits, even after ``kill -9``, so a crashed run never leaves a stale lock. Where ``fcntl`` does not exist
+    (Windows) the block runs unlocked.
     """
     try:
         import fcntl
@@ -78,8 +80,11 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise AmbientError(f"{what} is in use by process {holder} (lock {path}); wait for it to finish "
-                               "or choose another folder") from None
+            if wait is None:
+                raise AmbientError(f"{what} is in use by process {holder} (lock {path}); wait for it to finish "
+                                   "or choose another folder") from None
+            wait(f"  waiting for process {holder}, which is making {what} (lock {path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")

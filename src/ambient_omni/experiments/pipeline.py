@@ -25,12 +25,12 @@ import torch
 
 from ambient_omni.annotate.locality import DEFAULT_SIGMAS
 from ambient_omni.errors import AmbientError
-from ambient_omni.experiments.classifier_stage import classifier_annotations, crossing_annotations
+from ambient_omni.experiments.classifier_stage import classifier_annotations, classifier_settings, crossing_annotations
 from ambient_omni.experiments.evaluation_stage import DEFAULT_EVAL, sample_and_evaluate
 from ambient_omni.experiments.latent_stage import latent_dataset, quality_annotations
 from ambient_omni.experiments.synthetic_stage import synthetic_dataset
 from ambient_omni.experiments.stage_keys import config_hash, mark_stage, stage_done
-from ambient_omni.files import read_json
+from ambient_omni.files import exclusive_lock, read_json
 from ambient_omni.training.checkpoint import ADOPTED_RECORD
 
 DEFAULT_TRAIN = {"preset": "fmnist-small", "images": 150_000, "batch": 64, "lr": 1e-3, "lr_rampup": 10_000,
@@ -353,6 +353,15 @@ _ANNOTATION_STAGES = {
 }
 
 
+def _annotation_lock(cfg: dict[str, Any]) -> str:
+    """Which lock a cell's annotation stage takes: cells that train a noise classifier share one per classifier
+    seed (their classifier and its files), every other cell one for the cheap shared annotations. Two bench
+    processes (e.g. one per training seed) then never make the same shared stage at once: one waits."""
+    if cfg["method"] in ("classifier", "crossing"):
+        return f"classifier-seed{classifier_settings(cfg)['seed']}"
+    return "shared"
+
+
 def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Path] = (),
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """All stages of one cell; returns ``{"metrics", "paths"}``. A ``noise-check`` cell stops at the
@@ -365,12 +374,14 @@ def run_cell(cfg: dict[str, Any], root: Path, cell_dir: Path, reuse: Iterable[Pa
         return {"metrics": {"annotation": run_noise_check(NoiseCheckConfig.from_cell(cfg), cell_dir)},
                 "paths": {"classifier": str(cell_dir / "classifier" / "model")}}
     log("  stage 1 of 4: the dataset")
-    dataset_dir = pixel_dir = make_dataset(cfg, root)
-    if cfg.get("latent"):
-        log("  stage 1b: the autoencoder and the latent dataset (cached once made)")
-        dataset_dir = latent_dataset(cfg, pixel_dir, root)
+    with exclusive_lock(root / "locks" / "datasets.lock", "the datasets", wait=log):
+        dataset_dir = pixel_dir = make_dataset(cfg, root)
+        if cfg.get("latent"):
+            log("  stage 1b: the autoencoder and the latent dataset (cached once made)")
+            dataset_dir = latent_dataset(cfg, pixel_dir, root)
     log(f"  stage 2 of 4: annotations: {_ANNOTATION_STAGES.get(cfg['method'], cfg['method'])}")
-    annotations = make_annotations(cfg, dataset_dir, root, pixel_dir)
+    with exclusive_lock(root / "locks" / f"annotations-{_annotation_lock(cfg)}.lock", "the annotations", wait=log):
+        annotations = make_annotations(cfg, dataset_dir, root, pixel_dir)
     run = cell_dir / "run"
     siblings = denoiser_runs(root, run) + [r for other in reuse for r in reusable_runs(Path(other), annotations)]
     train = {**DEFAULT_TRAIN, **cfg.get("train", {})}
