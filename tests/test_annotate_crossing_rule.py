@@ -126,6 +126,7 @@ def test_informative_raises_a_vacuous_crossing_to_where_the_clean_bound_says_som
     assert plain.vacuous and plain.sigma_min < 0.3
     assert not raised.vacuous and raised.vacuous_sigma == plain.sigma_min and raised.informative
     assert float(setup.clean_bound(np.asarray(raised.sigma_min * 0.999))) == 1.0
+    assert float(setup.clean_bound(np.asarray(raised.sigma_min))) < 1.0
     above = np.asarray(raised.sigma_min * 1.001)
     assert float(setup.mixed_bound(above)) < float(setup.clean_bound(above)) < 1
     assert raised.sigma_min == pytest.approx(0.565, rel=0.01)

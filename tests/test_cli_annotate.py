@@ -209,6 +209,9 @@ def test_crossing_pools_cross_fitted_classifiers_weighted_by_their_folds(
                  "--out", str(tmp_path / "partial.jsonl")]) == 2
     assert "every fold of one cross-fitting partition" in capsys.readouterr().err
     assert not (tmp_path / "partial.jsonl").exists()
+    assert main(["annotate", "crossing", "--classifier", folds[0], "--data", str(data),
+                 "--out", str(tmp_path / "lone.jsonl")]) == 2  # one fold alone would measure a third of the images
+    assert "fold 0 of 3" in capsys.readouterr().err
 
 
 def _sharp_and_flat(folder: Path) -> Path:

@@ -9,6 +9,7 @@ import pytest
 
 from ambient_omni.annotate.curves import lognormal_grid
 from ambient_omni.data.annotations import read_annotations
+from ambient_omni.errors import AmbientError
 from ambient_omni.experiments import classifier_stage, pipeline
 from ambient_omni.files import read_json
 
@@ -63,6 +64,11 @@ def test_cross_fitted_crossing_trains_one_classifier_per_fold_and_measures_every
     assert checks == [4, 4]  # each classifier trained on the 4 clean images of the other fold
     plain = pipeline.make_annotations({**cfg, "crossing": {}}, dataset, root)
     assert plain != path and read_annotations(plain).created_by["held_out"] == [2, 6]
+    for bad, message in (({"folds": 1}, "at least 2 folds"), ({"fold": 2}, "crossing.fold: not a crossing setting")):
+        with pytest.raises(AmbientError, match=message):
+            pipeline.make_annotations({**cfg, "crossing": bad}, dataset, root)
+    with pytest.raises(AmbientError, match="replaces classifier.holdout"):
+        pipeline.make_annotations({**cfg, "classifier": {**cfg["classifier"], "holdout": 0.2}}, dataset, root)
 
 
 def test_classifier_cells_train_one_classifier_per_seed_and_report_the_annotation(tmp_path: Path) -> None:

@@ -177,3 +177,4 @@ def test_cells_that_train_the_same_classifier_share_an_annotation_lock() -> None
     assert lock({"method": "classifier", "seed": 0}) != lock({"method": "classifier", "seed": 1})
     assert lock({"method": "classifier", "seed": 1, "classifier": {"seed": 0}}) == "classifier-seed0"
     assert lock({"method": "fixed", "seed": 3}) == lock({"method": "clean-only", "seed": 0}) == "shared"
+    assert lock({"method": "ood-crops", "seed": 1}) == lock({"method": "ood-crops", "seed": 0}) == "crops-seed0"

@@ -86,10 +86,13 @@ def test_never_always_and_vacuous() -> None:
 def test_informative_from_is_where_the_clean_bound_leaves_one() -> None:
     setup = CrossingSetup(30, 9970, tv0=0.3)
     edge = informative_from(setup, 1e-3)
-    assert setup.clean_bound(np.asarray(edge * 0.999)) == 1.0 and setup.clean_bound(np.asarray(edge * 1.001)) < 1.0
+    assert setup.clean_bound(np.asarray(edge * 0.999)) == 1.0 and setup.clean_bound(np.asarray(edge)) < 1.0
     assert informative_from(setup, edge * 2) == edge * 2  # already informative: unchanged
     assert informative_from(setup, float("inf")) == float("inf")
     assert informative_from(CrossingSetup(30, 9970, tv0=0.3), 1e-3, sigma_hi=edge / 2) == float("inf")
+    for n in (2, 100, 3000):  # the point returned is informative itself, for any count
+        other = CrossingSetup(n, 9970, tv0=0.3)
+        assert other.clean_bound(np.asarray(informative_from(other, 1e-3))) < 1.0
 
 
 def test_edm_sigmas() -> None:

@@ -64,8 +64,9 @@ def exclusive_lock(path: str | os.PathLike, what: str,
 
     Another process holding it is an :class:`AmbientError` naming ``what``, or, with ``wait`` (a logger), a
     message to it and a wait until the holder lets go. The operating system drops the lock when its holder
-    exits, even after ``kill -9``, so a crashed run never leaves a stale lock. Where ``fcntl`` does not exist
-    (Windows) the block runs unlocked.
+    exits, even after ``kill -9``, so a crashed run never leaves a stale lock. Not re-entrant: a process that
+    takes the same lock again inside the block waits for itself (``wait``) or fails. Where ``fcntl`` does not
+    exist (Windows) the block runs unlocked.
     """
     try:
         import fcntl

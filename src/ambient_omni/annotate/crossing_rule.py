@@ -28,7 +28,8 @@ own fold, hold out every image once; their per-class accuracies are pooled weigh
     acc_c = sum_k n_kc acc_kc / sum_k n_kc,
 
 an estimate of the accuracy of a classifier trained on ``(K - 1) / K`` of the data from all ``n1`` clean images
-rather than a fifth of them (each ``2 acc_kc - 1`` bounds ``d_TV`` from below, so their weighted mean does too).
+rather than a fifth of them (each ``2 acc_kc - 1`` bounds ``d_TV`` from below; pooled with per-class weights that
+differ by at most one image per fold, the pooled curve is such a bound up to that rounding).
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def holdout_record(seed: int, dataset_sha256: str, fraction: float | None = None
     a held-out ``fraction`` (:func:`holdout_mask`) or fold ``fold`` of ``folds`` (:func:`fold_mask`), so that the
     crossing rule can rebuild the same mask later (:func:`holdout_from_record`)."""
     if (fraction is None) == (folds is None) or (folds is None) != (fold is None):
-        raise AmbientError("hold out either a fraction or one fold of a partition (folds and fold), not both")
+        raise AmbientError("hold out exactly one of: a fraction, or one fold of a partition (folds and fold together); "
+                           f"got fraction {fraction}, folds {folds}, fold {fold}")
     if folds is not None and (folds < 2 or not 0 <= fold < folds):
         raise AmbientError(f"cross-fitting needs folds >= 2 and 0 <= fold < folds, got folds {folds}, fold {fold}")
     if fraction is not None and not 0 < fraction < 1:
@@ -140,7 +142,8 @@ def _holdout_of(model_dir: str | os.PathLike, data: Any) -> dict[str, Any]:
     record = config.get("classifier", {}).get("holdout")
     if record is None:
         raise AmbientError(f"{model_dir}: this classifier trained on every image, so its accuracy cannot be measured "
-                           "on images it did not see; train it with `ambient classifier train --holdout 0.2`")
+                           "on images it did not see; train it with `ambient classifier train --holdout 0.2` (or one "
+                           "classifier per fold with --folds K --fold k)")
     if record["dataset_sha256"] != data.sha256:
         raise AmbientError(f"{model_dir}: trained on another dataset (sha256 {record['dataset_sha256'][:12]}, this "
                            f"one {data.sha256[:12]}): its held-out images are not this set's")
@@ -160,7 +163,8 @@ def _check_partition(records: list[dict[str, Any]], model_dirs: Sequence[Any]) -
     if len(folds) != 1 or None in next(iter(folds)) or got != list(range(int(records[0]["folds"]))):
         raise AmbientError("several classifiers are pooled only as every fold of one cross-fitting partition (trained "
                            "with `--folds K --fold 0` ... `--fold K-1` and one --seed); got "
-                           + ", ".join(f"{d}: {r.get('fold', 'no fold')} of {r.get('folds', '-')} (seed {r.get('seed')})"
+                           + ", ".join(f"{d}: " + (f"fold {r['fold']} of {r['folds']}" if "folds" in r else
+                                                    f"held-out fraction {r.get('fraction')}") + f" (seed {r.get('seed')})"
                                        for d, r in zip(model_dirs, records)))
 
 
@@ -233,7 +237,7 @@ class CrossingRule:
         """JSON-ready form (``inf`` as the string ``"inf"``)."""
         rec = asdict(self)
         rec["sigma_min"] = "inf" if math.isinf(self.sigma_min) else self.sigma_min
-        if not self.informative:  # files of the plain rule keep the fields they always had
+        if not self.informative:  # only the --informative rule records what it raised
             for key in ("informative", "vacuous_sigma"):
                 rec.pop(key)
         return {"rule": "crossing", **rec, "sigmas": list(self.sigmas), "accuracies": list(self.accuracies)}
@@ -251,7 +255,8 @@ def crossing_rule(n_clean: int, n_corrupted: int, sigmas: Sequence[float], accur
     result = crossing_sigma(setup)
     sigma, vacuous, raised = result.sigma, result.vacuous, None
     if informative and vacuous:
-        sigma, vacuous, raised = informative_from(setup, result.sigma), False, result.sigma
+        sigma, raised = informative_from(setup, result.sigma), result.sigma
+        vacuous = bool(math.isfinite(sigma) and setup.clean_bound(np.asarray(sigma)) >= 1.0)
     return CrossingRule(int(n_clean), int(n_corrupted), tuple(float(s) for s in sigmas),
                         tuple(float(a) for a in accuracies), sigma, result.status, vacuous, kde,
                         confidence, None if held_out is None else (int(held_out[0]), int(held_out[1])), int(classifiers),
@@ -268,7 +273,7 @@ def pooled_class_accuracy(model_dirs: Sequence[str | os.PathLike], data: Any, dr
     if not model_dirs:
         raise AmbientError("the crossing rule needs a noise classifier")
     records = [_holdout_of(d, data) for d in model_dirs]
-    if len(records) > 1:
+    if len(records) > 1 or "folds" in records[0]:  # a lone fold would measure only 1/K of the images
         _check_partition(records, model_dirs)
     kinds = [str(p).split(":", 1)[0] for p in data.provenance]
     clean = torch.tensor([k == "clean" for k in kinds])

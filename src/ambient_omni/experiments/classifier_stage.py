@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ambient_omni.errors import AmbientError
 from ambient_omni.experiments.stage_keys import config_hash
 
 DEFAULT_CLASSIFIER = {"preset": "fmnist-classifier", "images": 100_000, "batch": 64, "lr": 1e-3,
@@ -75,7 +76,12 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
     from ambient_omni.data.dataset_folder import load_dataset
 
     ccfg, xcfg = classifier_settings(cfg), cfg.get("crossing", {})
+    if unknown := set(xcfg) - {"folds", "confidence", "informative"}:
+        raise AmbientError(f"crossing.{sorted(unknown)[0]}: not a crossing setting (folds, confidence, informative)")
     folds = xcfg.get("folds")
+    if folds is not None and (int(folds) < 2 or "holdout" in cfg.get("classifier", {})):
+        raise AmbientError(f"crossing.folds = {folds}: cross-fitting needs at least 2 folds and replaces "
+                           "classifier.holdout (give one of them)")
     if folds is None:  # one classifier without a held-out share (files named as before cross-fitting existed)
         ccfg["holdout"] = float(ccfg.get("holdout", HOLDOUT_FRACTION))
         model_dir, run_key = noise_classifier(ccfg, dataset_dir, root)
@@ -85,7 +91,7 @@ def crossing_annotations(cfg: dict[str, Any], dataset_dir: Path, root: Path) -> 
         trained = [noise_classifier({**ccfg, "folds": int(folds), "fold": k}, dataset_dir, root) for k in range(int(folds))]
         model_dirs, run_key, suffix = [d for d, _ in trained], config_hash([key for _, key in trained]), f"-k{int(folds)}"
     confidence, informative = xcfg.get("confidence"), bool(xcfg.get("informative", False))
-    suffix += ("" if confidence is None else f"-q{float(confidence):g}") + ("-inf" if informative else "")
+    suffix += ("" if confidence is None else f"-q{float(confidence):g}") + ("-informative" if informative else "")
     out = root / "annotations" / f"{dataset_dir.name}-crossing-{run_key}{suffix}.jsonl"
     if not out.exists():
         table, _ = annotate_crossing(model_dirs, load_dataset(dataset_dir), seed=int(ccfg["seed"]),

@@ -359,6 +359,8 @@ def _annotation_lock(cfg: dict[str, Any]) -> str:
     processes (e.g. one per training seed) then never make the same shared stage at once: one waits."""
     if cfg["method"] in ("classifier", "crossing"):
         return f"classifier-seed{classifier_settings(cfg)['seed']}"
+    if cfg["method"] == "ood-crops":  # its target denoiser and crop classifiers (crops.seed) take long
+        return f"crops-seed{cfg.get('crops', {}).get('seed', 0)}"
     return "shared"
 
 

@@ -155,11 +155,13 @@ def informative_from(setup: CrossingSetup, sigma: float, sigma_hi: float = 1e6, 
     informative = np.flatnonzero(setup.clean_bound(grid) < 1.0)
     if len(informative) == 0:
         return float("inf")
-    k = int(informative[0])
-    edge = lambda s: float(setup.clean_bound(np.asarray(s))) - (1.0 - 1e-12)  # noqa: E731
-    if edge(grid[k]) >= 0:
-        return float(grid[k])
-    return float(brentq(edge, grid[k - 1], grid[k], xtol=1e-12, rtol=1e-10))
+    lo, hi = float(grid[int(informative[0]) - 1]), float(grid[int(informative[0])])
+    for _ in range(200):  # bisection that keeps B1(hi) < 1, so the point returned is informative itself
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (lo, mid) if setup.clean_bound(np.asarray(mid)) < 1.0 else (mid, hi)
+    return hi
 
 
 @dataclass(frozen=True)
