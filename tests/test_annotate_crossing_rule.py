@@ -69,7 +69,7 @@ def test_holdout_records_rebuild_their_mask_and_reject_bad_specs() -> None:
     for bad in ({}, {"fraction": 0.2, "folds": 3, "fold": 0}, {"folds": 3}, {"folds": 3, "fold": 3},
                 {"fraction": 1.5}):
         with pytest.raises(AmbientError):
-            holdout_record(0, "abc", **bad)
+            training_split(provenance, "abc", 0, **bad)
 
 
 class MeanSign(torch.nn.Module):

@@ -107,14 +107,11 @@ def holdout_record(seed: int, dataset_sha256: str, fraction: float | None = None
                    fold: int | None = None) -> dict[str, Any]:
     """What a classifier trained without held-out images stores (``classifier.holdout`` of its model config):
     a held-out ``fraction`` (:func:`holdout_mask`) or fold ``fold`` of ``folds`` (:func:`fold_mask`), so that the
-    crossing rule can rebuild the same mask later (:func:`holdout_from_record`)."""
+    crossing rule can rebuild the same mask later (:func:`holdout_from_record`). The values themselves are
+    checked where the mask is built (:func:`holdout_mask`, :func:`fold_mask`; :func:`training_split` does both)."""
     if (fraction is None) == (folds is None) or (folds is None) != (fold is None):
         raise AmbientError("hold out exactly one of: a fraction, or one fold of a partition (folds and fold together); "
                            f"got fraction {fraction}, folds {folds}, fold {fold}")
-    if folds is not None and (folds < 2 or not 0 <= fold < folds):
-        raise AmbientError(f"cross-fitting needs folds >= 2 and 0 <= fold < folds, got folds {folds}, fold {fold}")
-    if fraction is not None and not 0 < fraction < 1:
-        raise AmbientError(f"held-out fraction must lie strictly between 0 and 1, got {fraction}")
     spec = {"fraction": float(fraction)} if fraction is not None else {"folds": int(folds), "fold": int(fold)}
     return {**spec, "seed": int(seed), "dataset_sha256": dataset_sha256}
 
