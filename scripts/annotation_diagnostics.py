@@ -4,6 +4,8 @@
     floor FILE --data DIR            corrupted images at the grid minimum against the other corrupted ones:
                                      RMSE to their Fashion-MNIST train originals, mean P(clean) at --sigmas
     levels FILE                      clean and corrupted images admitted at sigma_t <= each of --sigmas
+    provenance FILE                  per provenance (clean, each corruption): count, median sigma_min and the
+                                     share treated as clean (sigma_min <= 0.01)
     crops FILE                       an ood-crops annotation: OOD images per crop size and sigma_max, and the
                                      locality errors (crop against whole image, per sigma) behind it
     pclean --classifier DIR --std S  a noise-check classifier's mean P(clean) at --sigmas on the held-out
@@ -16,6 +18,7 @@ Examples (what the documents quote):
         --data runs/jpeg/datasets/126f43b41e6c
     .venv/bin/python scripts/annotation_diagnostics.py pclean --classifier runs/ns-default-lr5e-4/std0.1/classifier/model --std 0.1
     .venv/bin/python scripts/annotation_diagnostics.py black-pixels --images 5000
+    .venv/bin/python scripts/annotation_diagnostics.py provenance runs/unknown/annotations/132bed8e2b8f-classifier-a54d2625f925.jsonl
 """
 
 from __future__ import annotations
@@ -83,6 +86,16 @@ def levels(args: argparse.Namespace) -> None:
               f"corrupted ({int((admitted & floor_mask).sum())} of them at the grid minimum)")
 
 
+def provenance(args: argparse.Namespace) -> None:
+    """Per provenance: image count, median sigma_min and the share with sigma_min <= 0.01 (used as clean)."""
+    table = read_annotations(args.file)
+    prov = np.array([e["provenance"] for e in table.extra])
+    for name in sorted(set(prov)):
+        sigma = table.sigma_min[prov == name]
+        print(f"{name:28s} n={len(sigma):5d} median sigma_min {np.median(sigma):.3g}, "
+              f"share at sigma_min <= 0.01: {np.mean(sigma <= 0.01):.2f}")
+
+
 def crops(args: argparse.Namespace) -> None:
     """An ood-crops annotation: OOD images per chosen crop size and per sigma_max, and the locality map it
     used (its error at each crop size against the whole image's, per sigma)."""
@@ -133,6 +146,8 @@ def main() -> None:
     p = sub.add_parser("levels")
     p.add_argument("file")
     p.add_argument("--sigmas", **{**sigmas, "default": [0.1, 0.5, 1.0, 1.5]})
+    p = sub.add_parser("provenance")
+    p.add_argument("file")
     p = sub.add_parser("crops")
     p.add_argument("file")
     p = sub.add_parser("pclean")
@@ -143,7 +158,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"edges": edges, "floor": floor, "levels": levels, "crops": crops, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
+    {"edges": edges, "floor": floor, "levels": levels, "provenance": provenance, "crops": crops, "pclean": pclean, "black-pixels": black_pixels}[args.action](args)
 
 
 if __name__ == "__main__":
