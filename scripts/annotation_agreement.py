@@ -15,6 +15,9 @@
    back / margin, pick the settings with the lowest 95th percentile on one half and report them on
    the other half (and vice versa). The defaults of the fast search were picked on all images, so
    their figures above are in-sample; the cross-validated figures are the honest estimate.
+6. The fast inference paths (``--paths bf16,bf16+compile``): the real fast search on every image with the
+   classifier in bf16 autocast (and ``torch.compile``), scored against the same float32 dense reference, so
+   their agreement can be set beside the float32 search's and the reference's own (``--self-check``).
 
 Example (what docs/RESULTS.md quotes):
     .venv/bin/python scripts/annotation_agreement.py --out runs/agreement --images 160 --cv --self-check 40
@@ -109,6 +112,22 @@ def self_check(prob: noise.ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: n
     return stats
 
 
+def fast_paths(model_dir: Path, names: list[str], images: torch.Tensor, ids: np.ndarray,
+               cfg: noise.NoiseAnnotationConfig, dense: np.ndarray, dense_calls: int) -> dict:
+    """The real fast search of every image through each named inference path, against the dense sigma_min."""
+    out = {}
+    for name in names:
+        flags = {"bf16": dict(bf16=True), "bf16+compile": dict(bf16=True, compile=True)}.get(name)
+        if flags is None:
+            raise SystemExit(f"--paths: unknown path {name!r} (bf16, bf16+compile)")
+        prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"), batch=256, **flags)
+        t0 = time.time()
+        fast, calls = noise.annotate_images(prob, images, ids, cfg, 2048)
+        print(f"{name}: real fast search of {len(ids)} images in {time.time() - t0:.0f} s", flush=True)
+        out[name] = report(name, fast, dense, calls, dense_calls)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -126,9 +145,13 @@ def main() -> None:
     parser.add_argument("--self-check", type=int, default=0, metavar="N",
                         help="also run dense with other noise draws (seed + 1) on the first N images: how well "
                              "the reference agrees with itself")
+    parser.add_argument("--paths", default="", help="also run the real fast search on every image through these "
+                                                     "inference paths (comma-separated: bf16, bf16+compile) and "
+                                                     "score them against the float32 dense reference")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model_dir = model_folder(args.classifier) if args.classifier else recipe_classifier(args.out, args.recipe, args.cell)
     prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"))
     images = held_out(args.images, args.corruption, args.seed)
@@ -162,6 +185,8 @@ def main() -> None:
     }
     if args.self_check:
         results["dense_vs_dense"] = self_check(prob, images, ids, cfg, dense, args)
+    if args.paths:
+        results["paths"] = fast_paths(model_dir, args.paths.split(","), images, ids, cfg, dense, dense_calls)
     if args.cv:
         results["cross_validation"] = cross_validate(p, sigmas, dense, cfg.tau, cfg.span)
     (args.out / "agreement.json").write_text(json.dumps(results, indent=2, default=float))
