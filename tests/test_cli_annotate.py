@@ -64,6 +64,28 @@ def test_noise_fast_with_compare_and_pictures(tmp_path: Path, capsys: pytest.Cap
     assert main(args[:-2] + ["--tau", "0.3", "--device", "cpu"]) == 2  # refuses to mix settings with old parts
 
 
+def test_noise_runs_bf16_by_default_and_float32_with_no_bf16(tmp_path: Path) -> None:
+    """The CLI's default inference path is bf16 where this machine has it (recorded in the file); --no-bf16 is
+    the float32 path, whose sigma_min are the library's float32 annotation exactly."""
+    from ambient_omni.annotate.noise import NoiseAnnotationConfig, annotate_dataset
+    from ambient_omni.data.dataset_folder import load_dataset
+    from ambient_omni.device import uses_bf16
+
+    data = _dataset(tmp_path / "d", ["clean"] + ["corrupted:noise:std=0.1"] * 3)
+    save_model(tmp_path / "clf", build_network(CLF), {"kind": "classifier", "network": CLF})
+    base = ["annotate", "noise", "--classifier", str(tmp_path / "clf"), "--data", str(data), "--grid-size", "256",
+            "--max-points", "40", "--plot-images", "0", "--no-progress", "--device", "cpu"]
+    assert main(base + ["--out", str(tmp_path / "fast.jsonl")]) == 0
+    fast = read_annotations(tmp_path / "fast.jsonl")
+    assert fast.created_by["inference"] == {"bf16": uses_bf16(torch.device("cpu"), True), "compile": False}
+    assert main(base + ["--out", str(tmp_path / "fp32.jsonl"), "--no-bf16"]) == 0
+    fp32 = read_annotations(tmp_path / "fp32.jsonl")
+    assert fp32.created_by["inference"] == {"bf16": False, "compile": False}
+    cfg = NoiseAnnotationConfig(method="fast", grid_size=256, max_points=40)
+    library = annotate_dataset(tmp_path / "clf", load_dataset(data), tmp_path / "lib.jsonl", cfg, progress=False)
+    assert np.array_equal(fp32.sigma_min, library.sigma_min)
+
+
 def test_locality_then_crops(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "d", ["clean", "clean", "ood:x", "ood:x"])
     den = {"kind": "unet", "in_channels": 1, "out_channels": 1, "model_channels": 4, "channel_mult": [1], "num_blocks": 1}

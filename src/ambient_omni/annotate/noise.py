@@ -328,7 +328,7 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     """Annotate ``data`` (a :class:`~ambient_omni.data.dataset_folder.MixedDataset`) with the classifier at
     ``classifier`` (run or model folder) and write the annotation file ``out``. ``bf16`` / ``compile``: the
     classifier's inference path (:func:`classifier_prob_fn`); it is part of the resumable parts' settings,
-    so parts made by another path are never mixed in.
+    so parts made by another path are never mixed in, and the file's ``created_by["inference"]`` records it.
 
     Every rank computes its chunks (:func:`run_chunks`); with ``world_size > 1`` the caller must have
     initialized the process group (ranks meet at a barrier). Rank 0 merges the chunks, writes ``out``
@@ -361,6 +361,7 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     if rank != 0:
         return None
     table = merge_parts(out, data.provenance, cfg, str(folder), data.sha256, chunk)
+    table.created_by["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
     if plateau is not None:
         table.created_by["plateau"] = plateau
     write_annotations(out, table)
