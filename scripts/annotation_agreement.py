@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ambient_omni.annotate import curves, noise
+from ambient_omni.cli.benchmark_annotate import PATHS
 from ambient_omni.data.corruptions import parse_corruption
 from ambient_omni.data.readers import read_fashion_mnist
 from ambient_omni.experiments import classifier_stage, pipeline
@@ -112,15 +113,16 @@ def self_check(prob: noise.ProbFn, images: torch.Tensor, ids: np.ndarray, cfg: n
     return stats
 
 
-def fast_paths(model_dir: Path, names: list[str], images: torch.Tensor, ids: np.ndarray,
+def fast_paths(model: torch.nn.Module, names: list[str], images: torch.Tensor, ids: np.ndarray,
                cfg: noise.NoiseAnnotationConfig, dense: np.ndarray, dense_calls: int) -> dict:
-    """The real fast search of every image through each named inference path, against the dense sigma_min."""
+    """The real fast search of every image through each named inference path (``ambient benchmark-annotate``'s
+    paths), against the dense sigma_min."""
     out = {}
     for name in names:
-        flags = {"bf16": dict(bf16=True), "bf16+compile": dict(bf16=True, compile=True)}.get(name)
-        if flags is None:
-            raise SystemExit(f"--paths: unknown path {name!r} (bf16, bf16+compile)")
-        prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"), batch=256, **flags)
+        if name not in PATHS:
+            raise SystemExit(f"--paths: unknown path {name!r} ({', '.join(PATHS)})")
+        bf16, compile = PATHS[name]
+        prob = noise.classifier_prob_fn(model, torch.device("cpu"), bf16=bf16, compile=compile, batch=256)
         t0 = time.time()
         fast, calls = noise.annotate_images(prob, images, ids, cfg, 2048)
         print(f"{name}: real fast search of {len(ids)} images in {time.time() - t0:.0f} s", flush=True)
@@ -153,7 +155,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     model_dir = model_folder(args.classifier) if args.classifier else recipe_classifier(args.out, args.recipe, args.cell)
-    prob = noise.classifier_prob_fn(load_model(model_dir), torch.device("cpu"))
+    model = load_model(model_dir)
+    prob = noise.classifier_prob_fn(model, torch.device("cpu"))
     images = held_out(args.images, args.corruption, args.seed)
     ids = np.arange(args.images) + 10**6
     p_mean, p_std = noise.training_lognormal(model_dir)  # the grid of `ambient annotate noise`
@@ -186,7 +189,7 @@ def main() -> None:
     if args.self_check:
         results["dense_vs_dense"] = self_check(prob, images, ids, cfg, dense, args)
     if args.paths:
-        results["paths"] = fast_paths(model_dir, args.paths.split(","), images, ids, cfg, dense, dense_calls)
+        results["paths"] = fast_paths(model, args.paths.split(","), images, ids, cfg, dense, dense_calls)
     if args.cv:
         results["cross_validation"] = cross_validate(p, sigmas, dense, cfg.tau, cfg.span)
     (args.out / "agreement.json").write_text(json.dumps(results, indent=2, default=float))

@@ -23,14 +23,13 @@ from ambient_omni.metrics.evaluate import evaluate, format_table
 
 def synthetic_part(folder: Path, n: int) -> tuple[torch.Tensor, np.ndarray]:
     """The dataset's synthetic images with source index (sample seed) ``< n``, in seed order, and their labels."""
-    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    rows = sorted((r["source_index"], r["id"]) for r in records
-                  if r["provenance"].startswith("synthetic:") and r["source_index"] < n)
-    if len(rows) < n:
-        raise SystemExit(f"{folder}: {len(rows)} synthetic images with seed < {n}")
-    ids = [i for _, i in rows]
     data = load_dataset(folder)
-    return data.images[torch.as_tensor(ids)], data.labels[torch.as_tensor(ids)].numpy()
+    synthetic = np.array([p.startswith("synthetic:") for p in data.provenance])
+    ids = np.flatnonzero(synthetic & (data.source_index < n))
+    ids = torch.as_tensor(ids[np.argsort(data.source_index[ids], kind="stable")])
+    if len(ids) < n:
+        raise SystemExit(f"{folder}: {len(ids)} synthetic images with seed < {n}")
+    return data.images[ids], data.labels[ids].numpy()
 
 
 def main() -> None:

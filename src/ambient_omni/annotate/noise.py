@@ -347,8 +347,9 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     settings = {"classifier": str(folder), "dataset_sha256": data.sha256}
     if model_config.get("sha256"):  # parts are keyed on the weights, not only the folder's name
         settings["classifier_sha256"] = model_config["sha256"]
-    if uses_bf16(device, bf16) or compile:  # the float32 eager path keeps the settings earlier parts were written with
-        settings["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
+    inference = {"bf16": uses_bf16(device, bf16), "compile": compile}
+    if any(inference.values()):  # the float32 eager path keeps the settings earlier parts were written with
+        settings["inference"] = inference
     plateau = None
     if cfg.threshold_rule == "relative":  # every rank measures the same plateau (same images, same draws)
         ids = targets(data.provenance, cfg.annotate_clean)
@@ -361,7 +362,7 @@ def annotate_dataset(classifier: str | os.PathLike, data: Any, out: str | os.Pat
     if rank != 0:
         return None
     table = merge_parts(out, data.provenance, cfg, str(folder), data.sha256, chunk)
-    table.created_by["inference"] = {"bf16": uses_bf16(device, bf16), "compile": compile}
+    table.created_by["inference"] = inference
     if plateau is not None:
         table.created_by["plateau"] = plateau
     write_annotations(out, table)
