@@ -45,3 +45,19 @@ def test_os_error_message_names_the_path() -> None:
     assert os_error_message(OSError(28, "No space left on device", "/x/ckpt")) == "/x/ckpt: No space left on device"
     assert os_error_message(OSError("plain")) == "plain"
     assert os_error_message(OSError(21, "Is a directory", "/x/.out.tmp", None, "/x/out")) == "/x/out: Is a directory"
+
+
+
+def test_every_command_applies_the_malloc_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ambient_omni import host_memory
+
+    calls: list[str | None] = []
+    monkeypatch.setattr(host_memory, "tune_malloc", lambda policy=None: calls.append(policy) or "tuned")
+    assert main(["benchmark-net", "--resolution", "8y8"]) == 2  # a user error after the start-up
+    assert calls == [None]  # None: the policy $AMBIENT_MALLOC chooses
+
+
+def test_a_bad_malloc_policy_is_a_user_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("AMBIENT_MALLOC", "bogus")
+    assert main(["benchmark-net", "--resolution", "8"]) == 2
+    assert "AMBIENT_MALLOC must be 'tuned' or 'default'" in capsys.readouterr().err

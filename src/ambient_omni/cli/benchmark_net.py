@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--against-fp32", action="store_true",
                    help="also train the same network in float32 (today's reference path), interleaved, and print "
                         "the speed ratio and both validation losses")
+    p.add_argument("--against-today", type=int, default=0, metavar="ROUNDS",
+                   help="compare whole processes against today's path: ROUNDS alternating runs of this benchmark, "
+                        "the reference in float32, eager, with glibc's default malloc (AMBIENT_MALLOC=default), "
+                        "then ours as configured; prints each round's img/s and validation losses and the median ratio")
+    p.add_argument("--json", metavar="FILE", help="also write each network's figures (img/s, validation loss, "
+                   "FLOPs per image, precision, malloc policy) to FILE")
     p.add_argument("--no-bf16", action="store_true", help="train our network in float32 (no bf16 autocast)")
     p.add_argument("--compile", action="store_true", help="train our network through torch.compile")
     p.add_argument("--sample", type=int, default=0, metavar="N",
@@ -252,6 +258,72 @@ def matmul_peak(device: torch.device, bf16: bool, size: int = 1024, repeats: int
     return 2 * size**3 / best
 
 
+# Options a child run of --against-today repeats (the network, data and training settings), as (dest, flag).
+_CHILD_VALUES = (("preset", "--preset"), ("channels", "--channels"), ("channel_mult", "--channel-mult"),
+                 ("blocks", "--blocks"), ("attn_levels", "--attn-levels"), ("batch", "--batch"),
+                 ("resolution", "--resolution"), ("channels_in", "--channels-in"), ("images", "--images"),
+                 ("val_images", "--val-images"), ("lr", "--lr"), ("threads", "--threads"), ("seed", "--seed"),
+                 ("device", "--device"))
+
+
+def _child_argv(args: argparse.Namespace, reference: bool) -> list[str]:
+    """``benchmark-net`` arguments of one child run: today's path (``reference``: float32, eager, NCHW) or ours."""
+    argv = [a for dest, flag in _CHILD_VALUES if getattr(args, dest) is not None
+            for a in (flag, str(getattr(args, dest)))]
+    if args.input_skip is not None:
+        argv.append("--input-skip" if args.input_skip else "--no-input-skip")
+    if reference:
+        return [*argv, "--no-bf16"]
+    return argv + [flag for dest, flag in (("no_bf16", "--no-bf16"), ("compile", "--compile"),
+                                           ("channels_last", "--channels-last")) if getattr(args, dest)]
+
+
+def against_today(args: argparse.Namespace) -> int:
+    """``--against-today``: alternate whole ``benchmark-net`` processes, today's path (float32, eager, glibc's
+    default malloc) then ours, ``args.against_today`` times; print every round and the median speed ratio.
+
+    Processes, not interleaved steps, because the malloc policy is per process (:mod:`ambient_omni.host_memory`);
+    alternating rounds spreads the machine's drift over both. Each run trains the same batches from the same
+    initial weights, so the validation losses compare the two paths after the same images.
+    """
+    import os
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+
+    from tqdm import tqdm
+
+    from ambient_omni.errors import AmbientError
+    from ambient_omni.files import read_json, write_json
+
+    ratios, rounds = [], []
+    with tempfile.TemporaryDirectory() as tmp, tqdm(total=2 * args.against_today, desc="benchmark-net runs") as bar:
+        for round_ in range(1, args.against_today + 1):
+            rows = {}
+            for name, reference in (("today", True), ("ours", False)):
+                out = os.path.join(tmp, f"{name}-{round_}.json")
+                env = {**os.environ, "AMBIENT_MALLOC": "default" if reference else os.environ.get("AMBIENT_MALLOC", "tuned")}
+                cmd = [sys.executable, "-m", "ambient_omni.cli.main", "benchmark-net", *_child_argv(args, reference),
+                       "--json", out]
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise AmbientError(f"the {name} run failed ({' '.join(cmd[3:])}):\n{done.stderr.strip()[-2000:]}")
+                result = read_json(out)
+                rows[name] = {**result["networks"]["ours"], "malloc": result["malloc"]}
+                bar.update(1)
+            ratios.append(rows["ours"]["images_per_s"] / rows["today"]["images_per_s"])
+            rounds.append(rows)
+            for name, row in rows.items():
+                tqdm.write(f"round {round_} {name:5s}: {row['images_per_s']:.1f} img/s, validation loss "
+                           f"{row['validation_loss']:.4f} ({row['precision']}, malloc {row['malloc']})")
+    print(f"speed ratio ours/today: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds "
+          f"({', '.join(f'{r:.2f}' for r in ratios)}); today = float32, eager, glibc's default malloc")
+    if args.json:
+        write_json(args.json, {"rounds": rounds, "ratios": ratios, "median_ratio": statistics.median(ratios)})
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Train the network(s) on ``--images`` images, print img/s, parameters and validation loss."""
     from tqdm import tqdm
@@ -262,6 +334,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.images < args.batch or args.val_images < 1 or args.threads < 1:
         raise AmbientError("need --batch >= 1, --images >= --batch, --val-images >= 1, --threads >= 1")
+    if args.against_today < 0:
+        raise AmbientError(f"--against-today needs a number of rounds >= 1, got {args.against_today}")
+    if args.against_today:
+        return against_today(args)
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     size = _resolution(args.resolution)
@@ -287,6 +363,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {source}, {size[0]}x{size[1]}x{args.channels_in}, batch {args.batch}, "
           f"{steps * args.batch} training images, {args.threads} threads, device {device}")
     speeds: dict[str, float] = {}
+    figures: dict[str, dict[str, Any]] = {}
     peaks = {bf16: matmul_peak(device, bf16) for bf16 in {r.bf16 for r in runners}}
     probe = (train[: args.batch].to(device), sample_lognormal_sigma(args.batch, generator=gen).to(device),
              torch.randn((args.batch, *train.shape[1:]), generator=gen).to(device))
@@ -300,6 +377,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'':8s}  {'bf16' if r.bf16 else 'fp32'}, {flops / 1e6:.1f} MFLOP per training image, "
               f"{flops * speeds[r.name] / 1e9:.1f} GFLOP/s = {flops * speeds[r.name] / peaks[r.bf16]:.1%} of the "
               f"measured {'bf16' if r.bf16 else 'fp32'} matmul peak {peaks[r.bf16] / 1e9:.0f} GFLOP/s")
+        figures[r.name] = {"images_per_s": speeds[r.name], "validation_loss": sum(per_sigma) / len(per_sigma),
+                           "per_sigma": per_sigma, "flops_per_image": flops, "precision": "bf16" if r.bf16 else "fp32",
+                           "params": r.params}
+    if args.json:
+        from ambient_omni.files import write_json
+        from ambient_omni.host_memory import tune_malloc
+
+        write_json(args.json, {"networks": figures, "malloc": tune_malloc(), "threads": args.threads,
+                               "images": steps * args.batch, "batch": args.batch, "data": source})
     if args.sample:
         for bf16, seconds in sampling_seconds(runners[0].net, args.sample, (args.channels_in, *size)).items():
             print(f"sampling {args.sample} images (Heun, 18 steps), {'bf16' if bf16 else 'fp32'}: {seconds:.1f} s = "

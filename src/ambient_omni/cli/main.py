@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        from ambient_omni.host_memory import tune_malloc
+
+        tune_malloc()
         _set_threads(args.command)
         return int(args.func(args) or 0)
     except (AmbientError, FileNotFoundError, ValueError) as err:

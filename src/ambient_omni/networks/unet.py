@@ -129,7 +129,9 @@ class ResBlock(nn.Module):
         """``skip(x) + conv2(dropout(SiLU(GN(h)(1 + scale) + shift)))``, ``h = conv1(SiLU(GN(x)))``."""
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.emb_proj(emb)[:, :, None, None].chunk(2, dim=1)
-        h = torch.addcmul(shift, self.norm2(h), scale + 1)
+        # A multiply and an add, not torch.addcmul: on bf16 tensors with (B, C, 1, 1) factors addcmul measured
+        # 1.2 ms against 0.26 ms forward (64 x 32 x 28 x 28, 2 threads; docs/RESULTS.md section 4).
+        h = self.norm2(h) * (scale + 1) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
