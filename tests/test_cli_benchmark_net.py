@@ -96,6 +96,8 @@ def test_child_runs_repeat_the_network_settings() -> None:
     assert "--compile" not in today and today[-1] == "--no-bf16" and "--against-today" not in ours + today
 
 
-def test_negative_rounds_are_a_user_error(capsys: pytest.CaptureFixture) -> None:
+def test_negative_rounds_and_mixed_comparisons_are_user_errors(capsys: pytest.CaptureFixture) -> None:
     assert main(["benchmark-net", "--against-today", "-1"]) == 2
     assert "--against-today" in capsys.readouterr().err
+    assert main(["benchmark-net", "--against-today", "1", "--baseline", "--sample", "4"]) == 2
+    assert "drop --baseline, --sample" in capsys.readouterr().err

@@ -337,6 +337,10 @@ def run(args: argparse.Namespace) -> int:
     if args.against_today < 0:
         raise AmbientError(f"--against-today needs a number of rounds >= 1, got {args.against_today}")
     if args.against_today:
+        extra = [flag for dest, flag in (("baseline", "--baseline"), ("against_fp32", "--against-fp32"),
+                                         ("sample", "--sample"), ("data_path", "--data-path")) if getattr(args, dest)]
+        if extra:
+            raise AmbientError(f"--against-today compares whole runs of our network only; drop {', '.join(extra)}")
         return against_today(args)
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
