@@ -47,7 +47,6 @@ def test_os_error_message_names_the_path() -> None:
     assert os_error_message(OSError(21, "Is a directory", "/x/.out.tmp", None, "/x/out")) == "/x/out: Is a directory"
 
 
-
 def test_every_command_applies_the_malloc_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     from ambient_omni import host_memory
 

@@ -24,9 +24,11 @@ class _FakeLibc:
 
 def test_tuned_sets_both_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     libc = _FakeLibc()
+    monkeypatch.setattr(host_memory, "_applied", "default")
     monkeypatch.setattr(host_memory, "_glibc", lambda: libc)
     assert host_memory.tune_malloc("tuned") == "tuned"
     assert sorted(libc.calls) == [(-3, 32 * 1024 * 1024), (-1, 2**31 - 1)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert host_memory.tune_malloc("default") == "default" and host_memory.applied_malloc() == "tuned"  # not undone
 
 
 def test_default_and_other_c_libraries_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,6 @@ policy alone). Other C libraries (musl, macOS) are left alone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 
@@ -28,16 +27,15 @@ _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # DEFAULT_MMAP_THRESHOLD_MAX on 64-bit glibc: the largest value it accepts
 TRIM_THRESHOLD = 2**31 - 1  # the largest int: freed heap memory is kept for the process's next steps
+_POLICIES = ("tuned", "default")
+_applied = "default"  # what the last tune_malloc call did in this process (nothing yet: glibc's default policy)
 
 
 @functools.lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
-    """The running glibc (``None`` for any other C library or none found)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """The C library this process runs on if it is glibc (``None`` for any other)."""
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the symbols already loaded into the process, the C library's among them
         libc.gnu_get_libc_version.restype = ctypes.c_char_p
         libc.gnu_get_libc_version()
         libc.mallopt  # noqa: B018 - raises AttributeError where the symbol is missing
@@ -46,12 +44,21 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+def _checked(value: str, name: str) -> str:
+    """``value`` if it is a known policy, else an AmbientError naming ``name``."""
+    if value not in _POLICIES:
+        raise AmbientError(f"{name} must be 'tuned' or 'default', got {value!r}")
+    return value
+
+
 def malloc_policy() -> str:
     """``$AMBIENT_MALLOC`` validated: ``tuned`` (also when unset) or ``default``."""
-    value = os.environ.get("AMBIENT_MALLOC", "tuned")
-    if value not in ("tuned", "default"):
-        raise AmbientError(f"AMBIENT_MALLOC must be 'tuned' or 'default', got {value!r}")
-    return value
+    return _checked(os.environ.get("AMBIENT_MALLOC", "tuned"), "AMBIENT_MALLOC")
+
+
+def applied_malloc() -> str:
+    """What :func:`tune_malloc` last did in this process (``default`` if it never ran)."""
+    return _applied
 
 
 def tune_malloc(policy: str | None = None) -> str:
@@ -62,15 +69,16 @@ def tune_malloc(policy: str | None = None) -> str:
     It affects allocations made afterwards; call it once, early. ``default`` cannot undo an earlier
     ``tuned`` (fixing a threshold turns off glibc's dynamic adjustment for the rest of the process).
     """
-    policy = malloc_policy() if policy is None else policy
-    if policy not in ("tuned", "default"):
-        raise AmbientError(f"malloc policy must be 'tuned' or 'default', got {policy!r}")
+    global _applied
+    policy = malloc_policy() if policy is None else _checked(policy, "malloc policy")
     if policy == "default":
         return "default"
     libc = _glibc()
     if libc is None:
-        return "unavailable"
+        _applied = "unavailable"
+        return _applied
     ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     if not ok:
         raise AmbientError("glibc mallopt refused the thresholds (set AMBIENT_MALLOC=default to skip tuning)")
-    return "tuned"
+    _applied = "tuned"
+    return _applied

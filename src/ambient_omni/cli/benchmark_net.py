@@ -283,7 +283,7 @@ def against_today(args: argparse.Namespace) -> int:
     default malloc) then ours, ``args.against_today`` times; print every round and the median speed ratio.
 
     Processes, not interleaved steps, because the malloc policy is per process (:mod:`ambient_omni.host_memory`);
-    alternating rounds spreads the machine's drift over both. Each run trains the same batches from the same
+    every round runs today's path first, then ours, so drift over the rounds reaches both. Each run trains the same batches from the same
     initial weights, so the validation losses compare the two paths after the same images.
     """
     import os
@@ -386,9 +386,9 @@ def run(args: argparse.Namespace) -> int:
                            "params": r.params}
     if args.json:
         from ambient_omni.files import write_json
-        from ambient_omni.host_memory import tune_malloc
+        from ambient_omni.host_memory import applied_malloc
 
-        write_json(args.json, {"networks": figures, "malloc": tune_malloc(), "threads": args.threads,
+        write_json(args.json, {"networks": figures, "malloc": applied_malloc(), "threads": args.threads,
                                "images": steps * args.batch, "batch": args.batch, "data": source})
     if args.sample:
         for bf16, seconds in sampling_seconds(runners[0].net, args.sample, (args.channels_in, *size)).items():
