@@ -67,37 +67,3 @@ def test_data_path_rates_are_printed_for_both_paths(tmp_path, capsys: pytest.Cap
     assert code == 0 and "by tensor indexing" in line and "by the per-item DataLoader" in line
     rates = [float(part.split()[0].replace(",", "")) for part in line.split(": ", 1)[1].split(" samples/s")[:1]]
     assert rates[0] > 0
-
-
-def test_against_today_runs_both_paths_as_processes(tmp_path, capsys: pytest.CaptureFixture) -> None:
-    import json
-
-    out = tmp_path / "today.json"
-    code = main(["benchmark-net", "--preset", "fmnist-small", "--channels", "8", "--resolution", "8x12",
-                 "--batch", "2", "--images", "4", "--val-images", "2", "--threads", "1", "--against-today", "1",
-                 "--json", str(out)])
-    printed = capsys.readouterr().out
-    assert code == 0 and "speed ratio ours/today: median" in printed
-    result = json.loads(out.read_text())
-    today, ours = result["rounds"][0]["today"], result["rounds"][0]["ours"]
-    assert (today["precision"], today["malloc"]) == ("fp32", "default")  # today's path: float32, glibc's policy
-    assert ours["malloc"] in ("tuned", "unavailable") and ours["images_per_s"] > 0
-    assert result["ratios"] == [ours["images_per_s"] / today["images_per_s"]]
-
-
-def test_child_runs_repeat_the_network_settings() -> None:
-    from ambient_omni.cli.benchmark_net import _child_argv
-    from ambient_omni.cli.main import build_parser
-
-    args = build_parser().parse_args(["benchmark-net", "--preset", "fmnist-small", "--blocks", "1,2,2", "--compile",
-                                      "--no-input-skip", "--against-today", "2"])
-    ours, today = _child_argv(args, reference=False), _child_argv(args, reference=True)
-    assert ours[ours.index("--blocks") + 1] == "1,2,2" and "--no-input-skip" in ours and "--compile" in ours
-    assert "--compile" not in today and today[-1] == "--no-bf16" and "--against-today" not in ours + today
-
-
-def test_negative_rounds_and_mixed_comparisons_are_user_errors(capsys: pytest.CaptureFixture) -> None:
-    assert main(["benchmark-net", "--against-today", "-1"]) == 2
-    assert "--against-today" in capsys.readouterr().err
-    assert main(["benchmark-net", "--against-today", "1", "--baseline", "--sample", "4"]) == 2
-    assert "drop --baseline, --sample" in capsys.readouterr().err

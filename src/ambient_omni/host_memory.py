@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import warnings
 
 from ambient_omni.errors import AmbientError
 
@@ -63,7 +64,9 @@ def applied_malloc() -> str:
 
 def tune_malloc(policy: str | None = None) -> str:
     """Apply ``policy`` (default :func:`malloc_policy`) to this process's glibc ``malloc``; returns what was
-    done: ``tuned``, ``default`` (nothing changed) or ``unavailable`` (not glibc: nothing changed).
+    done: ``tuned``, ``default`` (nothing changed), ``unavailable`` (not glibc: nothing changed) or ``refused``
+    (glibc declined a threshold: a RuntimeWarning says so and the process runs on, slower, since a command is
+    still correct under any malloc policy).
 
     ``tuned`` sets ``M_MMAP_THRESHOLD`` = 32 MiB and ``M_TRIM_THRESHOLD`` = 2^31 - 1 bytes (module doc).
     It affects allocations made afterwards; call it once, early. ``default`` cannot undo an earlier
@@ -78,7 +81,8 @@ def tune_malloc(policy: str | None = None) -> str:
         _applied = "unavailable"
         return _applied
     ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    _applied = "tuned" if ok else "refused"
     if not ok:
-        raise AmbientError("glibc mallopt refused the thresholds (set AMBIENT_MALLOC=default to skip tuning)")
-    _applied = "tuned"
+        warnings.warn("glibc mallopt refused the malloc thresholds; running with what it kept (set "
+                      "AMBIENT_MALLOC=default to skip tuning)", RuntimeWarning, stacklevel=2)
     return _applied

@@ -12,6 +12,7 @@ float32 and eager, against the training loop's path (bf16 autocast where :mod:`a
 enables it; the same Adam). Every network's FLOPs per training image (forward + backward, counted by
 ``torch.utils.flop_counter``) are printed with the fraction of this machine's measured matrix-product peak
 (a 1024 x 1024 product in the runner's precision, same threads) that its images/s achieve.
+``--against-today ROUNDS`` compares whole processes instead (:mod:`ambient_omni.cli._against_today`).
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also train the same network in float32 (today's reference path), interleaved, and print "
                         "the speed ratio and both validation losses")
     p.add_argument("--against-today", type=int, default=0, metavar="ROUNDS",
-                   help="compare whole processes against today's path: ROUNDS alternating runs of this benchmark, "
-                        "the reference in float32, eager, with glibc's default malloc (AMBIENT_MALLOC=default), "
-                        "then ours as configured; prints each round's img/s and validation losses and the median ratio")
+                   help="compare whole processes against today's path: ROUNDS rounds of two runs of this benchmark "
+                        "in ABBA order, today's path in float32, eager, with glibc's default malloc "
+                        "(AMBIENT_MALLOC=default), and ours as configured; prints each run's img/s and validation "
+                        "loss and the median ratio")
     p.add_argument("--json", metavar="FILE", help="also write each network's figures (img/s, validation loss, "
-                   "FLOPs per image, precision, malloc policy) to FILE")
+                   "FLOPs per image, precision, malloc policy) to FILE; with --against-today, every round's "
+                   "figures of both runs, the ratios and their median")
     p.add_argument("--no-bf16", action="store_true", help="train our network in float32 (no bf16 autocast)")
     p.add_argument("--compile", action="store_true", help="train our network through torch.compile")
     p.add_argument("--sample", type=int, default=0, metavar="N",
@@ -258,72 +261,6 @@ def matmul_peak(device: torch.device, bf16: bool, size: int = 1024, repeats: int
     return 2 * size**3 / best
 
 
-# Options a child run of --against-today repeats (the network, data and training settings), as (dest, flag).
-_CHILD_VALUES = (("preset", "--preset"), ("channels", "--channels"), ("channel_mult", "--channel-mult"),
-                 ("blocks", "--blocks"), ("attn_levels", "--attn-levels"), ("batch", "--batch"),
-                 ("resolution", "--resolution"), ("channels_in", "--channels-in"), ("images", "--images"),
-                 ("val_images", "--val-images"), ("lr", "--lr"), ("threads", "--threads"), ("seed", "--seed"),
-                 ("device", "--device"))
-
-
-def _child_argv(args: argparse.Namespace, reference: bool) -> list[str]:
-    """``benchmark-net`` arguments of one child run: today's path (``reference``: float32, eager, NCHW) or ours."""
-    argv = [a for dest, flag in _CHILD_VALUES if getattr(args, dest) is not None
-            for a in (flag, str(getattr(args, dest)))]
-    if args.input_skip is not None:
-        argv.append("--input-skip" if args.input_skip else "--no-input-skip")
-    if reference:
-        return [*argv, "--no-bf16"]
-    return argv + [flag for dest, flag in (("no_bf16", "--no-bf16"), ("compile", "--compile"),
-                                           ("channels_last", "--channels-last")) if getattr(args, dest)]
-
-
-def against_today(args: argparse.Namespace) -> int:
-    """``--against-today``: alternate whole ``benchmark-net`` processes, today's path (float32, eager, glibc's
-    default malloc) then ours, ``args.against_today`` times; print every round and the median speed ratio.
-
-    Processes, not interleaved steps, because the malloc policy is per process (:mod:`ambient_omni.host_memory`);
-    every round runs today's path first, then ours, so drift over the rounds reaches both. Each run trains the same batches from the same
-    initial weights, so the validation losses compare the two paths after the same images.
-    """
-    import os
-    import statistics
-    import subprocess
-    import sys
-    import tempfile
-
-    from tqdm import tqdm
-
-    from ambient_omni.errors import AmbientError
-    from ambient_omni.files import read_json, write_json
-
-    ratios, rounds = [], []
-    with tempfile.TemporaryDirectory() as tmp, tqdm(total=2 * args.against_today, desc="benchmark-net runs") as bar:
-        for round_ in range(1, args.against_today + 1):
-            rows = {}
-            for name, reference in (("today", True), ("ours", False)):
-                out = os.path.join(tmp, f"{name}-{round_}.json")
-                env = {**os.environ, "AMBIENT_MALLOC": "default" if reference else os.environ.get("AMBIENT_MALLOC", "tuned")}
-                cmd = [sys.executable, "-m", "ambient_omni.cli.main", "benchmark-net", *_child_argv(args, reference),
-                       "--json", out]
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise AmbientError(f"the {name} run failed ({' '.join(cmd[3:])}):\n{done.stderr.strip()[-2000:]}")
-                result = read_json(out)
-                rows[name] = {**result["networks"]["ours"], "malloc": result["malloc"]}
-                bar.update(1)
-            ratios.append(rows["ours"]["images_per_s"] / rows["today"]["images_per_s"])
-            rounds.append(rows)
-            for name, row in rows.items():
-                tqdm.write(f"round {round_} {name:5s}: {row['images_per_s']:.1f} img/s, validation loss "
-                           f"{row['validation_loss']:.4f} ({row['precision']}, malloc {row['malloc']})")
-    print(f"speed ratio ours/today: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds "
-          f"({', '.join(f'{r:.2f}' for r in ratios)}); today = float32, eager, glibc's default malloc")
-    if args.json:
-        write_json(args.json, {"rounds": rounds, "ratios": ratios, "median_ratio": statistics.median(ratios)})
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
     """Train the network(s) on ``--images`` images, print img/s, parameters and validation loss."""
     from tqdm import tqdm
@@ -334,13 +271,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1 or args.images < args.batch or args.val_images < 1 or args.threads < 1:
         raise AmbientError("need --batch >= 1, --images >= --batch, --val-images >= 1, --threads >= 1")
-    if args.against_today < 0:
-        raise AmbientError(f"--against-today needs a number of rounds >= 1, got {args.against_today}")
     if args.against_today:
-        extra = [flag for dest, flag in (("baseline", "--baseline"), ("against_fp32", "--against-fp32"),
-                                         ("sample", "--sample"), ("data_path", "--data-path")) if getattr(args, dest)]
-        if extra:
-            raise AmbientError(f"--against-today compares whole runs of our network only; drop {', '.join(extra)}")
+        from ambient_omni.cli._against_today import against_today
+
         return against_today(args)
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)

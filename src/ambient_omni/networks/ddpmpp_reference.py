@@ -42,7 +42,8 @@ class _DDPMppBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv0(self._resample(F.silu(self.norm0(x))))
         scale, shift = self.affine(emb)[:, :, None, None].chunk(2, dim=1)
-        h = self.conv1(F.silu(torch.addcmul(shift, self.norm1(h), scale + 1)))
+        # A multiply and an add like our ResBlock's, not torch.addcmul (slow on bf16 with (B, C, 1, 1) factors).
+        h = self.conv1(F.silu(self.norm1(h) * (scale + 1) + shift))
         out = (h + self.skip(self._resample(x))) * (1 / math.sqrt(2))
         if self.attn is not None:
             b, c, hh, ww = out.shape
