@@ -2,6 +2,7 @@
 bf16 modulation op timed both ways; the figures behind docs/RESULTS.md section 4's "Host memory" paragraph.
 
     AMBIENT_MALLOC=default|tuned .venv/bin/python scripts/bare_step_speed.py [--fp32 [--implicit-bf16]] [--preset P]
+        [--steps N]
     .venv/bin/python scripts/bare_step_speed.py --modulation
 
 Run one process per setting, alternating, on a quiet machine: the malloc policy is per process.
@@ -69,6 +70,10 @@ def main() -> None:
     parser.add_argument("--implicit-bf16", action="store_true", help="let oneDNN run float32 convolutions and "
                         "matrix products in bf16 (torch.backends.mkldnn.*.fp32_precision = 'bf16'); with --fp32")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    if args.implicit_bf16 and not args.fp32:
+        parser.error("--implicit-bf16 changes the float32 path: use it with --fp32")
     torch.set_num_threads(args.threads)
     if args.implicit_bf16:
         torch.backends.mkldnn.conv.fp32_precision = torch.backends.mkldnn.matmul.fp32_precision = "bf16"

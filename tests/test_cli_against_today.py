@@ -25,7 +25,7 @@ def test_against_today_runs_both_paths_as_processes(tmp_path, capsys: pytest.Cap
     result = json.loads(out.read_text())
     today, ours = result["rounds"][0]["today"], result["rounds"][0]["ours"]
     assert (today["precision"], today["malloc"]) == ("fp32", "default")  # today's path: float32, glibc's policy
-    assert ours["malloc"] in ("tuned", "unavailable") and ours["images_per_s"] > 0
+    assert ours["malloc"] in ("tuned", "unavailable", "refused") and ours["images_per_s"] > 0
     assert result["ratios"] == [ours["images_per_s"] / today["images_per_s"]]
 
 
@@ -38,12 +38,15 @@ def test_child_runs_repeat_the_network_settings() -> None:
 
 def test_every_benchmark_net_option_is_repeated_switched_or_refused() -> None:
     """A new benchmark-net option fails here until the process comparison says what to do with it."""
-    sub = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "benchmark-net")[1]
-    dests = {a.dest for a in sub._actions} - {"help"}
-    known = {d for d, _ in today_mod.CHILD_VALUES + today_mod.OUR_SWITCHES + today_mod.REFUSED}
-    assert dests - known == {"input_skip", "against_today", "json"}  # both children / the comparison's own
-    flags = {f for a in sub._actions for f in a.option_strings}
-    assert {f for _, f in today_mod.CHILD_VALUES + today_mod.OUR_SWITCHES + today_mod.REFUSED} <= flags
+    sub = build_parser()._subparsers._group_actions[0].choices["benchmark-net"]
+    dest_of = {flag: action.dest for action in sub._actions for flag in action.option_strings}
+    groups = (today_mod.CHILD_VALUES, today_mod.OUR_SWITCHES, today_mod.REFUSED)
+    for group in groups:
+        assert all(dest_of[flag] == dest for dest, flag in group), group  # each pair names one option
+    dests = [dest for group in groups for dest, _ in group]
+    assert len(dests) == len(set(dests))  # no option in two groups
+    own = {"help", "input_skip", "against_today", "json"}  # input_skip goes to both children; the rest is ours
+    assert set(dest_of.values()) - set(dests) == own
 
 
 def test_every_repeated_value_reaches_both_children() -> None:
@@ -56,16 +59,30 @@ def test_every_repeated_value_reaches_both_children() -> None:
         assert {flag: argv[argv.index(flag) + 1] for flag in values} == values
 
 
-def test_todays_child_runs_without_malloc_tunables() -> None:
+def test_children_run_without_malloc_tunables() -> None:
     environ = {"PATH": "/bin", "MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1", "GLIBC_TUNABLES": "x=1",
                "LD_PRELOAD": "libjemalloc.so", "AMBIENT_MALLOC": "tuned"}
     assert today_mod.child_env(True, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "default"}
-    assert today_mod.child_env(False, environ) == environ
+    assert today_mod.child_env(False, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "tuned"}
+    assert today_mod.child_env(False, {"PATH": "/bin", "AMBIENT_MALLOC": "default"})["AMBIENT_MALLOC"] == "default"
     assert today_mod.child_env(False, {"PATH": "/bin"})["AMBIENT_MALLOC"] == "tuned"
 
 
-def test_rounds_alternate_abba() -> None:
-    assert [today_mod.round_order(r) for r in (1, 2, 3, 4)] == [("today", "ours"), ("ours", "today")] * 2
+def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    calls = []
+
+    def fake_child(name: str, args: argparse.Namespace, reference: bool, out: str) -> dict:
+        calls.append((name, reference))
+        speed = 100.0 if reference else 180.0
+        return {"images_per_s": speed, "validation_loss": 0.5, "precision": "fp32", "malloc": "default"}
+
+    monkeypatch.setattr(today_mod, "_run_child", fake_child)
+    out = tmp_path / "r.json"
+    assert main(["benchmark-net", "--against-today", "4", "--json", str(out)]) == 0
+    assert calls == [("today", True), ("ours", False), ("ours", False), ("today", True)] * 2
+    result = json.loads(out.read_text())
+    assert [r["first"] for r in result["rounds"]] == ["today", "ours", "today", "ours"]
+    assert result["ratios"] == [1.8] * 4 and result["median_ratio"] == 1.8
 
 
 def test_a_failed_child_names_its_exit_code(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -73,6 +90,12 @@ def test_a_failed_child_names_its_exit_code(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(today_mod.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(AmbientError, match=r"(?s)the today run exited with code 3 .*RuntimeError: boom"):
         today_mod._run_child("today", _args("--against-today", "1"), True, str(tmp_path / "x.json"))
+
+
+def test_a_killed_child_names_its_signal(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(today_mod.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess([], -9, "", ""))
+    with pytest.raises(AmbientError, match="the ours run was killed by SIGKILL"):
+        today_mod._run_child("ours", _args("--against-today", "1"), False, str(tmp_path / "x.json"))
 
 
 def test_negative_rounds_and_mixed_comparisons_are_user_errors(capsys: pytest.CaptureFixture) -> None:

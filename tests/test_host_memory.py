@@ -55,10 +55,11 @@ def test_the_environment_chooses_and_bad_values_are_user_errors(monkeypatch: pyt
 
 def test_a_refused_threshold_warns_and_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(host_memory, "_applied", "default")
-    monkeypatch.setattr(host_memory, "_glibc", lambda: _FakeLibc(result=0))
-    with pytest.warns(RuntimeWarning, match="mallopt refused"):
+    libc = _FakeLibc(result=0)
+    monkeypatch.setattr(host_memory, "_glibc", lambda: libc)
+    with pytest.warns(RuntimeWarning, match="mallopt refused M_MMAP_THRESHOLD and M_TRIM_THRESHOLD"):
         assert host_memory.tune_malloc("tuned") == "refused"
-    assert host_memory.applied_malloc() == "refused"
+    assert host_memory.applied_malloc() == "refused" and len(libc.calls) == 2  # both were tried
 
 
 # Thirty 2 MB blocks malloc-ed, written, then all freed, in a fresh process: under glibc's default policy they

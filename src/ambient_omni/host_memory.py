@@ -80,9 +80,11 @@ def tune_malloc(policy: str | None = None) -> str:
     if libc is None:
         _applied = "unavailable"
         return _applied
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    _applied = "tuned" if ok else "refused"
-    if not ok:
-        warnings.warn("glibc mallopt refused the malloc thresholds; running with what it kept (set "
+    refused = [name for name, param, value in (("M_MMAP_THRESHOLD", _M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                                               ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+               if libc.mallopt(param, value) != 1]
+    _applied = "refused" if refused else "tuned"
+    if refused:
+        warnings.warn(f"glibc mallopt refused {' and '.join(refused)}; running with what it kept (set "
                       "AMBIENT_MALLOC=default to skip tuning)", RuntimeWarning, stacklevel=2)
     return _applied

@@ -6,14 +6,16 @@ to a process, so the comparison cannot interleave steps in one process as ``--ag
 runs ``benchmark-net`` twice as child processes, in ABBA order (today then ours in odd rounds, ours then today
 in even ones) so that a machine speeding up or slowing down over the rounds favours neither side. Both children
 train the same batches from the same initial weights, so their validation losses compare the two paths after
-the same images. ``--json FILE`` writes ``{"rounds": [{"today": ROW, "ours": ROW}, ...], "ratios": [...],
-"median_ratio": R}``, each ROW being the child's figures for its network plus its ``malloc`` policy.
+the same images; an even number of rounds balances the order. ``--json FILE`` writes ``{"rounds": [{"today": ROW,
+"ours": ROW, "first": "today"|"ours"}, ...], "ratios": [...], "median_ratio": R}``, each ROW being the child's
+figures for its network plus its ``malloc`` policy.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +35,7 @@ OUR_SWITCHES = (("no_bf16", "--no-bf16"), ("compile", "--compile"), ("channels_l
 # Comparisons and extra timings that belong to a single in-process run: refused with --against-today.
 REFUSED = (("baseline", "--baseline"), ("against_fp32", "--against-fp32"), ("sample", "--sample"),
            ("data_path", "--data-path"))
-# Environment variables that change glibc's malloc behind mallopt's back: today's child runs without them.
+# Environment variables that change glibc's malloc behind mallopt's back: both children run without them.
 _MALLOC_ENV_PREFIXES = ("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
 
 
@@ -49,18 +51,17 @@ def child_argv(args: argparse.Namespace, reference: bool) -> list[str]:
 
 
 def child_env(reference: bool, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child: today's gets ``AMBIENT_MALLOC=default`` and none of glibc's malloc tunables
-    (``MALLOC_*``, ``GLIBC_TUNABLES``) or a preloaded allocator; ours keeps the caller's (``tuned`` if unset)."""
+    """The environment of a child, without glibc's malloc tunables (``MALLOC_*``, ``GLIBC_TUNABLES``) or a
+    preloaded allocator, so that each row's ``malloc`` says what the child ran on: today's gets
+    ``AMBIENT_MALLOC=default``, ours the caller's ``AMBIENT_MALLOC`` (``tuned`` if unset)."""
     env = dict(os.environ if environ is None else environ)
-    if not reference:
-        return {**env, "AMBIENT_MALLOC": env.get("AMBIENT_MALLOC", "tuned")}
-    env = {k: v for k, v in env.items() if not k.startswith(_MALLOC_ENV_PREFIXES)}
-    return {**env, "AMBIENT_MALLOC": "default"}
+    policy = "default" if reference else env.get("AMBIENT_MALLOC", "tuned")
+    return {**{k: v for k, v in env.items() if not k.startswith(_MALLOC_ENV_PREFIXES)}, "AMBIENT_MALLOC": policy}
 
 
 def check_options(args: argparse.Namespace) -> None:
     """AmbientError for a negative round count or an option that has no meaning in a process comparison."""
-    if args.against_today < 0:
+    if args.against_today < 1:
         raise AmbientError(f"--against-today needs a number of rounds >= 1, got {args.against_today}")
     extra = [flag for dest, flag in REFUSED if getattr(args, dest)]
     if extra:
@@ -75,8 +76,9 @@ def _run_child(name: str, args: argparse.Namespace, reference: bool, out: str) -
            "--json", out]
     done = subprocess.run(cmd, env=child_env(reference), capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise AmbientError(f"the {name} run exited with code {done.returncode} ({' '.join(cmd[3:])}):\n"
-                           f"{done.stderr.strip()[-2000:]}")
+        how = (f"was killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
+               else f"exited with code {done.returncode}")
+        raise AmbientError(f"the {name} run {how} ({' '.join(cmd[3:])}):\n{done.stderr.strip()[-2000:]}")
     result = read_json(out)
     return {**result["networks"]["ours"], "malloc": result["malloc"]}
 
@@ -104,7 +106,7 @@ def against_today(args: argparse.Namespace) -> int:
                            f"{rows[name]['validation_loss']:.4f} ({rows[name]['precision']}, malloc "
                            f"{rows[name]['malloc']})")
             ratios.append(rows["ours"]["images_per_s"] / rows["today"]["images_per_s"])
-            rounds.append({"today": rows["today"], "ours": rows["ours"]})
+            rounds.append({"today": rows["today"], "ours": rows["ours"], "first": round_order(round_)[0]})
     print(f"speed ratio ours/today: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds "
           f"({', '.join(f'{r:.2f}' for r in ratios)}); today = float32, eager, glibc's default malloc; "
           f"rounds in ABBA order")

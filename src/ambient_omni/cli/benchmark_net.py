@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="compare whole processes against today's path: ROUNDS rounds of two runs of this benchmark "
                         "in ABBA order, today's path in float32, eager, with glibc's default malloc "
                         "(AMBIENT_MALLOC=default), and ours as configured; prints each run's img/s and validation "
-                        "loss and the median ratio")
+                        "loss and the median ratio (an even ROUNDS balances the order)")
     p.add_argument("--json", metavar="FILE", help="also write each network's figures (img/s, validation loss, "
                    "FLOPs per image, precision, malloc policy) to FILE; with --against-today, every round's "
                    "figures of both runs, the ratios and their median")
