@@ -26,6 +26,8 @@ def test_against_today_runs_both_paths_as_processes(tmp_path, capsys: pytest.Cap
     today, ours = result["rounds"][0]["today"], result["rounds"][0]["ours"]
     assert (today["precision"], today["malloc"]) == ("fp32", "default")  # today's path: float32, glibc's policy
     assert ours["malloc"] in ("tuned", "unavailable", "refused") and ours["images_per_s"] > 0
+    assert today["flops_per_image"] == ours["flops_per_image"] > 0 and today["matmul_peak_flops"] > 0
+    assert "MFLOP per image" in printed and "% of the measured fp32 matmul peak" in printed
     assert result["ratios"] == [ours["images_per_s"] / today["images_per_s"]]
 
 
@@ -68,13 +70,14 @@ def test_children_run_without_malloc_tunables() -> None:
     assert today_mod.child_env(False, {"PATH": "/bin"})["AMBIENT_MALLOC"] == "tuned"
 
 
-def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture) -> None:
     calls = []
 
     def fake_child(name: str, args: argparse.Namespace, reference: bool, out: str) -> dict:
         calls.append((name, reference))
         speed = 100.0 if reference else 180.0
-        return {"images_per_s": speed, "validation_loss": 0.5, "precision": "fp32", "malloc": "default"}
+        return {"images_per_s": speed, "validation_loss": 0.5, "precision": "fp32", "malloc": "default",
+                "flops_per_image": 1e8, "matmul_peak_flops": 2e11}
 
     monkeypatch.setattr(today_mod, "_run_child", fake_child)
     out = tmp_path / "r.json"
@@ -82,6 +85,9 @@ def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
     assert calls == [("today", True), ("ours", False), ("ours", False), ("today", True)] * 2
     result = json.loads(out.read_text())
     assert [r["first"] for r in result["rounds"]] == ["today", "ours", "today", "ours"]
+    printed = capsys.readouterr().out
+    assert "round 2 ours : 180.0 img/s" in printed  # 1e8 FLOP x 180 img/s = 18 GFLOP/s of a 200 GFLOP/s peak
+    assert "100.0 MFLOP per image, 18.0 GFLOP/s = 9.0% of the measured fp32 matmul peak 200 GFLOP/s" in printed
     assert result["ratios"] == [1.8] * 4 and result["median_ratio"] == 1.8
 
 

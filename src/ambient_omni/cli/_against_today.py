@@ -83,6 +83,16 @@ def _run_child(name: str, args: argparse.Namespace, reference: bool, out: str) -
     return {**result["networks"]["ours"], "malloc": result["malloc"]}
 
 
+def row_line(round_: int, name: str, row: dict[str, Any]) -> str:
+    """One run's line: img/s, validation loss, precision, malloc, FLOPs per image and the fraction of the
+    child's measured matrix-product peak (in its precision) that its images/s achieve."""
+    rate = row["flops_per_image"] * row["images_per_s"]
+    return (f"round {round_} {name:5s}: {row['images_per_s']:.1f} img/s, validation loss {row['validation_loss']:.4f} "
+            f"({row['precision']}, malloc {row['malloc']}); {row['flops_per_image'] / 1e6:.1f} MFLOP per image, "
+            f"{rate / 1e9:.1f} GFLOP/s = {rate / row['matmul_peak_flops']:.1%} of the measured {row['precision']} "
+            f"matmul peak {row['matmul_peak_flops'] / 1e9:.0f} GFLOP/s")
+
+
 def round_order(round_: int) -> tuple[str, str]:
     """ABBA: ``("today", "ours")`` in odd rounds (1, 3, ...), ``("ours", "today")`` in even ones."""
     return ("today", "ours") if round_ % 2 else ("ours", "today")
@@ -102,9 +112,7 @@ def against_today(args: argparse.Namespace) -> int:
             for name in round_order(round_):
                 rows[name] = _run_child(name, args, name == "today", os.path.join(tmp, f"{name}-{round_}.json"))
                 bar.update(1)
-                tqdm.write(f"round {round_} {name:5s}: {rows[name]['images_per_s']:.1f} img/s, validation loss "
-                           f"{rows[name]['validation_loss']:.4f} ({rows[name]['precision']}, malloc "
-                           f"{rows[name]['malloc']})")
+                tqdm.write(row_line(round_, name, rows[name]))
             ratios.append(rows["ours"]["images_per_s"] / rows["today"]["images_per_s"])
             rounds.append({"today": rows["today"], "ours": rows["ours"], "first": round_order(round_)[0]})
     print(f"speed ratio ours/today: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds "

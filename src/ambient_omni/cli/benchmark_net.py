@@ -316,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
               f"measured {'bf16' if r.bf16 else 'fp32'} matmul peak {peaks[r.bf16] / 1e9:.0f} GFLOP/s")
         figures[r.name] = {"images_per_s": speeds[r.name], "validation_loss": sum(per_sigma) / len(per_sigma),
                            "per_sigma": per_sigma, "flops_per_image": flops, "precision": "bf16" if r.bf16 else "fp32",
-                           "params": r.params}
+                           "params": r.params, "matmul_peak_flops": peaks[r.bf16]}
     if args.json:
         from ambient_omni.files import write_json
         from ambient_omni.host_memory import applied_malloc
