@@ -25,7 +25,11 @@ fi
 if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
     echo "[setup] installing torch 2.13.0 (CPU build)"
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q "torch==2.13.0"
+    # The CPU build where pip can find it (a local wheel folder or index), else whatever build the index has.
+    .venv/bin/pip install -q "torch==2.13.0+cpu" 2>/dev/null || {
+        echo "[setup] pip finds no CPU build of torch 2.13.0 here; installing the index's default build"
+        .venv/bin/pip install -q "torch==2.13.0"
+    }
 fi
 if ! .venv/bin/python -c "import ambient_omni" 2>/dev/null || [ pyproject.toml -nt .venv/.ambient_installed ]; then
     echo "[setup] installing ambient_omni and its dependencies"
