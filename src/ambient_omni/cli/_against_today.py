@@ -60,7 +60,7 @@ def child_env(reference: bool, environ: dict[str, str] | None = None) -> dict[st
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """AmbientError for a negative round count or an option that has no meaning in a process comparison."""
+    """AmbientError for fewer than 1 round or an option that has no meaning in a process comparison."""
     if args.against_today < 1:
         raise AmbientError(f"--against-today needs a number of rounds >= 1, got {args.against_today}")
     extra = [flag for dest, flag in REFUSED if getattr(args, dest)]
@@ -108,13 +108,13 @@ def against_today(args: argparse.Namespace) -> int:
     ratios, rounds = [], []
     with tempfile.TemporaryDirectory() as tmp, tqdm(total=2 * args.against_today, desc="benchmark-net runs") as bar:
         for round_ in range(1, args.against_today + 1):
-            rows = {}
-            for name in round_order(round_):
+            rows, order = {}, round_order(round_)
+            for name in order:
                 rows[name] = _run_child(name, args, name == "today", os.path.join(tmp, f"{name}-{round_}.json"))
                 bar.update(1)
                 tqdm.write(row_line(round_, name, rows[name]))
             ratios.append(rows["ours"]["images_per_s"] / rows["today"]["images_per_s"])
-            rounds.append({"today": rows["today"], "ours": rows["ours"], "first": round_order(round_)[0]})
+            rounds.append({"today": rows["today"], "ours": rows["ours"], "first": order[0]})
     print(f"speed ratio ours/today: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds "
           f"({', '.join(f'{r:.2f}' for r in ratios)}); today = float32, eager, glibc's default malloc; "
           f"rounds in ABBA order")
