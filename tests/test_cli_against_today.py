@@ -64,10 +64,16 @@ def test_every_repeated_value_reaches_both_children() -> None:
 def test_children_run_without_malloc_tunables() -> None:
     environ = {"PATH": "/bin", "MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1", "GLIBC_TUNABLES": "x=1",
                "LD_PRELOAD": "libjemalloc.so", "AMBIENT_MALLOC": "tuned"}
-    assert today_mod.child_env(True, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "default"}
-    assert today_mod.child_env(False, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "tuned"}
+    assert today_mod.child_env(True, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "default",
+                                                  "AMBIENT_FAST_OPS": "off"}
+    assert today_mod.child_env(False, environ) == {"PATH": "/bin", "AMBIENT_MALLOC": "tuned", "AMBIENT_FAST_OPS": "on"}
     assert today_mod.child_env(False, {"PATH": "/bin", "AMBIENT_MALLOC": "default"})["AMBIENT_MALLOC"] == "default"
     assert today_mod.child_env(False, {"PATH": "/bin"})["AMBIENT_MALLOC"] == "tuned"
+
+
+def test_today_runs_pytorch_ops_and_ours_the_callers_choice() -> None:
+    assert today_mod.child_env(True, {"AMBIENT_FAST_OPS": "on"})["AMBIENT_FAST_OPS"] == "off"
+    assert today_mod.child_env(False, {"AMBIENT_FAST_OPS": "off"})["AMBIENT_FAST_OPS"] == "off"
 
 
 def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture) -> None:
@@ -77,7 +83,7 @@ def test_rounds_run_in_abba_order(monkeypatch: pytest.MonkeyPatch, tmp_path, cap
         calls.append((name, reference))
         speed = 100.0 if reference else 180.0
         return {"images_per_s": speed, "validation_loss": 0.5, "precision": "fp32", "malloc": "default",
-                "flops_per_image": 1e8, "matmul_peak_flops": 2e11}
+                "fast_ops": not reference, "memory_format": "NCHW", "flops_per_image": 1e8, "matmul_peak_flops": 2e11}
 
     monkeypatch.setattr(today_mod, "_run_child", fake_child)
     out = tmp_path / "r.json"

@@ -1,6 +1,6 @@
 """``ambient benchmark-net --against-today ROUNDS``: our training path against today's, as whole processes.
 
-Today's path is float32, eager, with glibc's default malloc; ours is whatever the options select (bf16
+Today's path is float32, eager, with glibc's default malloc and PyTorch's ops (``AMBIENT_FAST_OPS=off``); ours is whatever the options select (bf16
 autocast where the CPU has it, the tuned malloc of :mod:`ambient_omni.host_memory`). The malloc policy belongs
 to a process, so the comparison cannot interleave steps in one process as ``--against-fp32`` does: each round
 runs ``benchmark-net`` twice as child processes, in ABBA order (today then ours in odd rounds, ours then today
@@ -53,10 +53,13 @@ def child_argv(args: argparse.Namespace, reference: bool) -> list[str]:
 def child_env(reference: bool, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child, without glibc's malloc tunables (``MALLOC_*``, ``GLIBC_TUNABLES``) or a
     preloaded allocator, so that each row's ``malloc`` says what the child ran on: today's gets
-    ``AMBIENT_MALLOC=default``, ours the caller's ``AMBIENT_MALLOC`` (``tuned`` if unset)."""
+    ``AMBIENT_MALLOC=default`` and ``AMBIENT_FAST_OPS=off`` (PyTorch's ops), ours the caller's settings
+    (``tuned`` and ``on`` if unset)."""
     env = dict(os.environ if environ is None else environ)
     policy = "default" if reference else env.get("AMBIENT_MALLOC", "tuned")
-    return {**{k: v for k, v in env.items() if not k.startswith(_MALLOC_ENV_PREFIXES)}, "AMBIENT_MALLOC": policy}
+    fast = "off" if reference else env.get("AMBIENT_FAST_OPS", "on")
+    return {**{k: v for k, v in env.items() if not k.startswith(_MALLOC_ENV_PREFIXES)}, "AMBIENT_MALLOC": policy,
+            "AMBIENT_FAST_OPS": fast}
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -88,7 +91,9 @@ def row_line(round_: int, name: str, row: dict[str, Any]) -> str:
     child's measured matrix-product peak (in its precision) that its images/s achieve."""
     rate = row["flops_per_image"] * row["images_per_s"]
     return (f"round {round_} {name:5s}: {row['images_per_s']:.1f} img/s, validation loss {row['validation_loss']:.4f} "
-            f"({row['precision']}, malloc {row['malloc']}); {row['flops_per_image'] / 1e6:.1f} MFLOP per image, "
+            f"({row['precision']}, malloc {row['malloc']}, fast ops {'on' if row['fast_ops'] else 'off'}, "
+            f"{row['memory_format']}); "
+            f"{row['flops_per_image'] / 1e6:.1f} MFLOP per image, "
             f"{rate / 1e9:.1f} GFLOP/s = {rate / row['matmul_peak_flops']:.1%} of the measured {row['precision']} "
             f"matmul peak {row['matmul_peak_flops'] / 1e9:.0f} GFLOP/s")
 

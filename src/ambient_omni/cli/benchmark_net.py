@@ -8,7 +8,7 @@ set of images at 8 fixed, log-spaced sigmas in [0.01, 20] with fixed noise (seed
 (:class:`~ambient_omni.networks.ddpmpp_reference.DDPMppStyleUNet`) on the same batches,
 interleaved step by step, so both see the same machine state; the ratio is what to quote.
 ``--against-fp32`` does the same with today's reference path: the same network, same initial weights,
-float32 and eager, against the training loop's path (bf16 autocast where :mod:`ambient_omni.device`
+float32, eager and PyTorch's own ops (no :mod:`~ambient_omni.networks.fast_ops`), against the training loop's path (bf16 autocast where :mod:`ambient_omni.device`
 enables it; the same Adam). Every network's FLOPs per training image (forward + backward, counted by
 ``torch.utils.flop_counter``) are printed with the fraction of this machine's measured matrix-product peak
 (a 1024 x 1024 product in the runner's precision, same threads) that its images/s achieve.
@@ -51,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-images", type=int, default=256, help="held-out validation images (default 256)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--channels-last", action="store_true", help="use channels_last memory format")
+    p.add_argument("--channels-last", action="store_true",
+                   help="force channels_last memory format (default: the training loop's choice, channels_last on "
+                        "the CPU with the fast ops and kernels, NCHW otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, batches, sigmas and noise")
     p.add_argument("--baseline", action="store_true",
                    help="also train the DDPM++-style reference network, interleaved, and print the ratio")
@@ -143,13 +145,18 @@ class _Runner:
     """One network under training: model, optimizer and accumulated step time."""
 
     def __init__(self, name: str, net: nn.Module, lr: float, channels_last: bool, device: torch.device,
-                 bf16: bool) -> None:
+                 bf16: bool, fast_ops: bool) -> None:
+        """``channels_last``: force it; else the training loop's choice (:func:`memory_format_for`) when
+        ``fast_ops``, NCHW without."""
         from ambient_omni.device import uses_bf16
+        from ambient_omni.networks.fast_ops import memory_format_for, using_fast_ops
 
         self.name, self.net, self.seconds, self.images = name, net.to(device), 0.0, 0
-        self.format = torch.channels_last if channels_last else torch.contiguous_format
+        with using_fast_ops(fast_ops):
+            chosen = memory_format_for(self.net, device)
+        self.format = torch.channels_last if channels_last else chosen
         self.net.to(memory_format=self.format)
-        self.bf16 = uses_bf16(device, bf16)
+        self.bf16, self.fast_ops = uses_bf16(device, bf16), fast_ops
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)  # as the Trainer builds it
         self.forward: nn.Module = self.net
         self.params = sum(p.numel() for p in net.parameters())
@@ -157,8 +164,9 @@ class _Runner:
     def _loss(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         from ambient_omni.device import autocast
         from ambient_omni.diffusion.edm import denoising_loss
+        from ambient_omni.networks.fast_ops import using_fast_ops
 
-        with autocast(x.device, enabled=self.bf16):
+        with autocast(x.device, enabled=self.bf16), using_fast_ops(self.fast_ops):
             return denoising_loss(self.forward, x, sigma, noise).float().mean()
 
     def flops_per_image(self, x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> float:
@@ -191,6 +199,7 @@ class _Runner:
         """EDM-weighted loss over ``val`` at each of the 8 fixed sigmas, with fixed, seeded noise
         (their mean is the validation loss: every sigma sees the same images)."""
         from ambient_omni.diffusion.edm import denoising_loss, validation_sigmas
+        from ambient_omni.networks.fast_ops import using_fast_ops
 
         self.net.eval()
         gen = torch.Generator().manual_seed(seed + 2)
@@ -202,7 +211,8 @@ class _Runner:
             for i in range(0, val.shape[0], batch):
                 x, n = val[i:i + batch], noise[i:i + batch]
                 sig = torch.full((x.shape[0],), float(s), device=dev)
-                total += float(denoising_loss(self.net, x.to(dev), sig, n.to(dev)).sum())
+                with using_fast_ops(self.fast_ops):
+                    total += float(denoising_loss(self.net, x.to(dev), sig, n.to(dev)).sum())
             per_sigma.append(total / val.shape[0])
         self.net.train()
         return per_sigma
@@ -268,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     from ambient_omni.device import pick_device
     from ambient_omni.diffusion.edm import sample_lognormal_sigma, validation_sigmas
     from ambient_omni.errors import AmbientError
+    from ambient_omni.networks.fast_ops import fast_ops_enabled
 
     if args.batch < 1 or args.images < args.batch or args.val_images < 1 or args.threads < 1:
         raise AmbientError("need --batch >= 1, --images >= --batch, --val-images >= 1, --threads >= 1")
@@ -279,14 +290,16 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     size = _resolution(args.resolution)
     train, val, source = _data(args, size)
-    runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device, not args.no_bf16)]
+    fast = fast_ops_enabled()
+    runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device, not args.no_bf16,
+                       fast)]
     if args.compile:
         runners[0].forward = torch.compile(runners[0].net)
     if args.against_fp32:  # same seeded initial weights as "ours"
-        runners.append(_Runner("fp32", _build(args, size, False), args.lr, False, device, False))
+        runners.append(_Runner("fp32", _build(args, size, False), args.lr, False, device, False, False))
     if args.baseline:
         runners.append(_Runner("baseline", _build(args, size, True), args.lr, args.channels_last, device,
-                               not args.no_bf16))
+                               not args.no_bf16, fast))
     gen = torch.Generator().manual_seed(args.seed)
     steps = args.images // args.batch
     warmup = min(2, steps - 1)
@@ -311,12 +324,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.name:8s}: {r.params / 1e6:.3f}M params, {speeds[r.name]:.1f} img/s, "
               f"validation loss {sum(per_sigma) / len(per_sigma):.4f} ({val.shape[0]} images x 8 sigmas)")
         print(f"{'':8s}  per sigma {', '.join(f'{s:.3g}: {v:.3f}' for s, v in zip(validation_sigmas(), per_sigma))}")
-        print(f"{'':8s}  {'bf16' if r.bf16 else 'fp32'}, {flops / 1e6:.1f} MFLOP per training image, "
+        layout = "channels_last" if r.format == torch.channels_last else "NCHW"
+        print(f"{'':8s}  {'bf16' if r.bf16 else 'fp32'}, fast ops {'on' if r.fast_ops else 'off'}, {layout}, "
+              f"{flops / 1e6:.1f} MFLOP per training image, "
               f"{flops * speeds[r.name] / 1e9:.1f} GFLOP/s = {flops * speeds[r.name] / peaks[r.bf16]:.1%} of the "
               f"measured {'bf16' if r.bf16 else 'fp32'} matmul peak {peaks[r.bf16] / 1e9:.0f} GFLOP/s")
         figures[r.name] = {"images_per_s": speeds[r.name], "validation_loss": sum(per_sigma) / len(per_sigma),
                            "per_sigma": per_sigma, "flops_per_image": flops, "precision": "bf16" if r.bf16 else "fp32",
-                           "params": r.params, "matmul_peak_flops": peaks[r.bf16]}
+                           "fast_ops": r.fast_ops, "memory_format": layout, "params": r.params, "matmul_peak_flops": peaks[r.bf16]}
     if args.json:
         from ambient_omni.files import write_json
         from ambient_omni.host_memory import applied_malloc

@@ -31,12 +31,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from ambient_omni.errors import AmbientError
+from ambient_omni.networks.fast_ops import FUSED_NORM_TAG, downsample, upsample
+from ambient_omni.networks.group_norm_silu import group_norm_silu
 
 
 def _groups(channels: int) -> int:
     """GroupNorm groups: the largest divisor of ``channels`` that is at most 32 and leaves at least
     4 channels per group (1 for fewer than 8 channels)."""
     return max(g for g in range(1, max(1, min(32, channels // 4)) + 1) if channels % g == 0)
+
+
+def fused_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
+    """The GroupNorm before a SiLU (:func:`norm_silu` calls it), tagged as running in the fused kernel."""
+    norm = nn.GroupNorm(_groups(channels), channels, affine=affine)
+    setattr(norm, FUSED_NORM_TAG, True)
+    return norm
+
+
+def norm_silu(norm: nn.GroupNorm, x: torch.Tensor, weight: torch.Tensor | None = None,
+              bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``SiLU(norm(x) * weight + bias)``: ``norm``'s groups, eps and (if affine) its own parameters, or the
+    per-sample ``(B, C)`` modulation ``weight, bias`` of an ``affine=False`` norm (one fused op on the CPU,
+    :mod:`ambient_omni.networks.group_norm_silu`)."""
+    if norm.affine:
+        weight, bias = norm.weight, norm.bias
+    return group_norm_silu(x, norm.num_groups, weight, bias, norm.eps)
 
 
 class NoiseEmbedding(nn.Module):
@@ -115,10 +134,10 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
+        self.norm1 = fused_norm(in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(emb_dim, 2 * out_ch)
-        self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch, affine=False)
+        self.norm2 = fused_norm(out_ch, affine=False)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         # Default (not zero) init of conv2: measured lower validation loss after 3072 Fashion-MNIST
@@ -127,12 +146,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``skip(x) + conv2(dropout(SiLU(GN(h)(1 + scale) + shift)))``, ``h = conv1(SiLU(GN(x)))``."""
-        h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.emb_proj(emb)[:, :, None, None].chunk(2, dim=1)
-        # A multiply and an add, not torch.addcmul: on bf16 tensors with (B, C, 1, 1) factors addcmul measured
-        # 1.2 ms against 0.26 ms forward (64 x 32 x 28 x 28, 2 threads; docs/RESULTS.md section 4).
-        h = self.norm2(h) * (scale + 1) + shift
-        h = self.conv2(self.dropout(F.silu(h)))
+        h = self.conv1(norm_silu(self.norm1, x))
+        scale, shift = self.emb_proj(emb).chunk(2, dim=1)
+        h = self.conv2(self.dropout(norm_silu(self.norm2, h, scale + 1, shift)))
         return self.skip(x) + h
 
 
@@ -242,7 +258,7 @@ class UNetEncoder(nn.Module):
         skips: list[torch.Tensor] = [h]
         for i, blocks in enumerate(self.levels):
             if i > 0:
-                h = F.avg_pool2d(h, 2, ceil_mode=True)
+                h = downsample(h)
             for block in blocks:
                 h = block(h, emb)
             skips.append(h)
@@ -293,7 +309,7 @@ class UNet(nn.Module):
                 _level_blocks(prev + chans[i] + extra, chans[i], self.encoder.blocks[i], emb, dropout,
                               i in attn_levels))
             prev = chans[i]
-        self.out_norm = nn.GroupNorm(_groups(prev), prev)
+        self.out_norm = fused_norm(prev)
         # Default (not zero) init of conv_out: after 4096 Fashion-MNIST training images the validation
         # loss was 0.886 vs 0.959 with a zero-initialised conv_out (benchmark-net --blocks 2
         # --no-input-skip, seed 0; docs/RESULTS.md section 4).
@@ -309,9 +325,9 @@ class UNet(nn.Module):
         h, (h_in, *skips) = self.encoder.features(x, emb)
         for level, (blocks, skip) in enumerate(zip(self.up_levels, reversed(skips))):
             if h.shape[-2:] != skip.shape[-2:]:
-                h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+                h = upsample(h, skip.shape[-2:])
             last = level == len(self.up_levels) - 1
             h = torch.cat([h, skip, h_in] if (last and self.input_skip) else [h, skip], dim=1)
             for block in blocks:
                 h = block(h, emb)
-        return self.conv_out(F.silu(self.out_norm(h)))
+        return self.conv_out(norm_silu(self.out_norm, h))

@@ -32,6 +32,7 @@ from torch import nn
 
 from ambient_omni import seeding
 from ambient_omni.device import autocast, uses_bf16
+from ambient_omni.networks.fast_ops import fast_ops_enabled, memory_format_for
 from ambient_omni.errors import AmbientError
 from ambient_omni.files import exclusive_lock, read_json, write_json
 from ambient_omni.training import checkpoint as ckpt
@@ -221,6 +222,8 @@ class Trainer:
             raise AmbientError(f"--batch {config.batch_size} is not divisible by the {self.dist.world_size} processes")
         self.device = self.dist.device
         self.model = task.model.to(self.device).train()
+        # channels_last on the CPU for the U-Net with the fused kernels (the same function, +11% per step)
+        self.model.to(memory_format=memory_format_for(self.model, self.device))
         self.ema = EMA(self.model, EMASchedule(config.ema_halflife_images, config.ema_rampup_ratio, config.ema_decay))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           betas=tuple(config.adam_betas), eps=config.adam_eps)
@@ -250,7 +253,7 @@ class Trainer:
         if self.dist.is_main:
             meta = {"images_seen": self.step * self.config.batch_size, "world_size": self.dist.world_size,
                     "inputs": self._input_hashes(), "precision": self._precision(),
-                    "threads": torch.get_num_threads(),
+                    "threads": torch.get_num_threads(), "fast_ops": fast_ops_enabled(),
                     "train_config": self.config.to_json(), "task_config": self.task.config(),
                     "optimizer": opt_meta}
             ckpt.save_checkpoint(self.run_dir, self.step, tensors, meta)
