@@ -1,6 +1,7 @@
 """Building the C++ kernels: they build where a compiler is, a failed build warns and leaves PyTorch's ops, and
 the cache folder follows the environment and the CPU capability."""
 
+import os
 import shutil
 
 import pytest
@@ -34,3 +35,11 @@ def test_the_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_every_source_is_compiled() -> None:
     assert {p.name for p in cpu_kernels.SOURCES} == {"group_norm_silu.cpp", "resample.cpp"}
+
+
+def test_ninja_from_the_environment_is_put_on_the_path_for_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    ninja = pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", "/nowhere")
+    with cpu_kernels._ninja_on_path():
+        assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR
+    assert os.environ["PATH"] == "/nowhere"

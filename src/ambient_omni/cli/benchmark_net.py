@@ -291,8 +291,9 @@ def run(args: argparse.Namespace) -> int:
     size = _resolution(args.resolution)
     train, val, source = _data(args, size)
     fast = fast_ops_enabled()
+    # Compiled code runs PyTorch's ops (their GroupNorm is slow in channels_last): no fast ops with --compile.
     runners = [_Runner("ours", _build(args, size, False), args.lr, args.channels_last, device, not args.no_bf16,
-                       fast)]
+                       fast and not args.compile)]
     if args.compile:
         runners[0].forward = torch.compile(runners[0].net)
     if args.against_fp32:  # same seeded initial weights as "ours"

@@ -3,7 +3,7 @@
 The kernels register PyTorch operators under ``torch.ops.ambient_omni``: the fused GroupNorm + SiLU
 (:mod:`ambient_omni.networks.group_norm_silu`) and the 2 x 2 pooling / up-sampling with their backward passes
 (:mod:`ambient_omni.networks.fast_ops`). ``torch.utils.cpp_extension`` compiles them with the machine's C++
-compiler (about 30 s, once: ``scripts/setup.sh`` does it) into ``$TORCH_EXTENSIONS_DIR/<name>``, else
+compiler and ``ninja`` (a dependency) (about 30 s, once: ``scripts/setup.sh`` does it) into ``$TORCH_EXTENSIONS_DIR/<name>``, else
 ``~/.cache/ambient_omni/kernels/torch-<version>/<name>`` (``$XDG_CACHE_HOME`` respected), with a lock file against
 concurrent builds (torchrun ranks). The build is named after the CPU capability PyTorch detected (AVX512, AVX2 or
 baseline flags), so a cache shared between machines never loads instructions a CPU lacks. Where the build fails
@@ -16,6 +16,8 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,6 +47,23 @@ def kernels_available() -> bool:
     return bool(_built[0])
 
 
+@contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """cpp_extension runs ``ninja`` from ``$PATH``: add the PyPI package's binary folder (a virtual environment's
+    ``bin``, not on ``$PATH`` unless activated) for the build, then restore ``$PATH``."""
+    try:
+        import ninja
+    except ImportError:
+        yield
+        return
+    previous = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, previous]) if previous else ninja.BIN_DIR
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = previous
+
+
 def build(sources: tuple[Path, ...]) -> bool:
     """Compile and load ``sources`` as one library (module doc); True when its operators are registered."""
     capability = torch.backends.cpu.get_cpu_capability()
@@ -56,10 +75,11 @@ def build(sources: tuple[Path, ...]) -> bool:
         from torch.utils.cpp_extension import load
 
         directory.mkdir(parents=True, exist_ok=True)
-        load(name=name, sources=[str(s) for s in sources], build_directory=str(directory), is_python_module=False,
-             extra_cflags=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                           *_ARCH_FLAGS.get(capability, [])],
-             extra_ldflags=["-fopenmp"])
+        with _ninja_on_path():
+            load(name=name, sources=[str(s) for s in sources], build_directory=str(directory),
+                 is_python_module=False, extra_ldflags=["-fopenmp"],
+                 extra_cflags=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+                               *_ARCH_FLAGS.get(capability, [])])
     except Exception as error:  # noqa: BLE001 - any build or load failure means: use PyTorch's ops
         message = str(error).strip().splitlines()[-1] if str(error).strip() else ""
         warnings.warn(f"the CPU kernels are unavailable ({type(error).__name__}: {message}); using PyTorch's ops, "
