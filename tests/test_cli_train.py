@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _training_helpers import write_tiny_dataset
 from ambient_omni.cli.main import main
@@ -108,3 +109,35 @@ def test_loss_target_choices_are_the_losses_targets() -> None:
     from ambient_omni.diffusion.ambient_loss import TARGETS
 
     assert LOSS_TARGETS == TARGETS
+
+
+def test_the_default_cpu_path_resumes_exactly_and_repeats_itself(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 with the CPU kernels and channels_last (the default where they build): a run continued from its
+    checkpoint ends with the bits of a straight run, and a second straight run repeats them."""
+    from safetensors.torch import load_file
+
+    from ambient_omni.networks.cpu_kernels import kernels_available
+
+    monkeypatch.setenv("AMBIENT_CPU_BF16", "1")
+    data = write_tiny_dataset(tmp_path / "ds")
+
+    def train(name: str, steps: int) -> int:
+        return main(["train", "--data", str(data), "--out", str(tmp_path / name), "--steps", str(steps),
+                     "--checkpoint-every", "2", *TINY])
+
+    assert train("straight", 4) == 0 and train("again", 4) == 0
+    assert train("resumed", 2) == 0 and train("resumed", 4) == 0
+    weights = {name: load_file(tmp_path / name / "model" / "model.safetensors")
+               for name in ("straight", "again", "resumed")}
+    for other in ("again", "resumed"):
+        assert weights[other].keys() == weights["straight"].keys()
+        assert all(torch.equal(weights[other][k], weights["straight"][k]) for k in weights["straight"])
+    meta = json.loads(sorted((tmp_path / "resumed" / "checkpoints").glob("*.json"))[-1].read_text())
+    assert meta["precision"] == "bf16" and meta["fast_ops"] is True
+    if kernels_available():  # the path under test really is the kernels' one
+        from ambient_omni.networks.fast_ops import memory_format_for
+        from ambient_omni.networks.unet import UNet
+
+        assert memory_format_for(UNet(1, 1, model_channels=8, num_blocks=1), torch.device("cpu")) == \
+            torch.channels_last
