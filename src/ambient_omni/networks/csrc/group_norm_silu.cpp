@@ -64,14 +64,39 @@ inline float exp_approx(float x) {
 inline float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
 inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
+// What forward and backward read: x, the per-sample affine parameters (N, C) and the geometry (C, HW, C / G).
+template <typename T, typename A>
+struct Inputs {
+  const T* x;
+  const A* w;
+  const A* b;
+  int64_t n_ch, hw, cg;
+  Inputs(const at::Tensor& x_, const at::Tensor& w_, const at::Tensor& b_, int64_t groups)
+      : x(x_.const_data_ptr<T>()), w(w_.const_data_ptr<A>()), b(b_.const_data_ptr<A>()), n_ch(x_.size(1)),
+        hw(x_.numel() / (x_.size(0) * x_.size(1))), cg(x_.size(1) / groups) {}
+};
+
+// What the backward reads besides Inputs (dy, the forward's statistics) and writes (dx, dW, dB).
+template <typename T, typename A>
+struct Grads {
+  const T* dy;
+  const A* mean;
+  const A* rstd;
+  T* dx;
+  A* dw;
+  A* db;
+  Grads(const at::Tensor& dy_, const at::Tensor& mean_, const at::Tensor& rstd_, at::Tensor& dx_, at::Tensor& dw_,
+        at::Tensor& db_)
+      : dy(dy_.const_data_ptr<T>()), mean(mean_.const_data_ptr<A>()), rstd(rstd_.const_data_ptr<A>()),
+        dx(dx_.mutable_data_ptr<T>()), dw(dw_.mutable_data_ptr<A>()), db(db_.mutable_data_ptr<A>()) {}
+};
+
 template <typename T, typename A>
 void forward_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t groups,
                   double eps, at::Tensor& y, at::Tensor& mean, at::Tensor& rstd) {
-  const int64_t n_ch = x.size(1), hw = x.numel() / (x.size(0) * n_ch), cg = n_ch / groups, m = cg * hw;
-  const T* xp = x.const_data_ptr<T>();
+  const auto [xp, wp, bp, n_ch, hw, cg] = Inputs<T, A>(x, weight, bias, groups);
+  const int64_t m = cg * hw;
   T* yp = y.mutable_data_ptr<T>();
-  const A* wp = weight.const_data_ptr<A>();
-  const A* bp = bias.const_data_ptr<A>();
   A* mp = mean.mutable_data_ptr<A>();
   A* rp = rstd.mutable_data_ptr<A>();
   at::parallel_for(0, x.size(0) * groups, 1, [=](int64_t begin, int64_t end) {
@@ -109,16 +134,9 @@ template <typename T, typename A>
 void backward_impl(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                    const at::Tensor& mean, const at::Tensor& rstd, int64_t groups, at::Tensor& dx,
                    at::Tensor& dweight, at::Tensor& dbias) {
-  const int64_t n_ch = x.size(1), hw = x.numel() / (x.size(0) * n_ch), cg = n_ch / groups, m = cg * hw;
-  const T* xp = x.const_data_ptr<T>();
-  const T* dyp = dy.const_data_ptr<T>();
-  T* dxp = dx.mutable_data_ptr<T>();
-  const A* wp = weight.const_data_ptr<A>();
-  const A* bp = bias.const_data_ptr<A>();
-  const A* mp = mean.const_data_ptr<A>();
-  const A* rp = rstd.const_data_ptr<A>();
-  A* dwp = dweight.mutable_data_ptr<A>();
-  A* dbp = dbias.mutable_data_ptr<A>();
+  const auto [xp, wp, bp, n_ch, hw, cg] = Inputs<T, A>(x, weight, bias, groups);
+  const auto [dyp, mp, rp, dxp, dwp, dbp] = Grads<T, A>(dy, mean, rstd, dx, dweight, dbias);
+  const int64_t m = cg * hw;
   at::parallel_for(0, x.size(0) * groups, 1, [=](int64_t begin, int64_t end) {
     std::vector<A> dz(m);  // the slab's dL/dz, kept for the second pass
     for (int64_t ng = begin; ng < end; ++ng) {
@@ -165,12 +183,9 @@ void backward_impl(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& 
 template <typename T, typename A>
 void forward_cl_impl(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t groups,
                      double eps, at::Tensor& y, at::Tensor& mean, at::Tensor& rstd) {
-  const int64_t n_ch = x.size(1), hw = x.numel() / (x.size(0) * n_ch), cg = n_ch / groups;
+  const auto [xp, wp, bp, n_ch, hw, cg] = Inputs<T, A>(x, weight, bias, groups);
   const A m = static_cast<A>(cg * hw);
-  const T* xp = x.const_data_ptr<T>();
   T* yp = y.mutable_data_ptr<T>();
-  const A* wp = weight.const_data_ptr<A>();
-  const A* bp = bias.const_data_ptr<A>();
   A* mp = mean.mutable_data_ptr<A>();
   A* rp = rstd.mutable_data_ptr<A>();
   at::parallel_for(0, x.size(0), 1, [=](int64_t begin, int64_t end) {
@@ -222,17 +237,9 @@ template <typename T, typename A>
 void backward_cl_impl(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                       const at::Tensor& mean, const at::Tensor& rstd, int64_t groups, at::Tensor& dx,
                       at::Tensor& dweight, at::Tensor& dbias) {
-  const int64_t n_ch = x.size(1), hw = x.numel() / (x.size(0) * n_ch), cg = n_ch / groups;
+  const auto [xp, wp, bp, n_ch, hw, cg] = Inputs<T, A>(x, weight, bias, groups);
+  const auto [dyp, mp, rp, dxp, dwp, dbp] = Grads<T, A>(dy, mean, rstd, dx, dweight, dbias);
   const A m = static_cast<A>(cg * hw);
-  const T* xp = x.const_data_ptr<T>();
-  const T* dyp = dy.const_data_ptr<T>();
-  T* dxp = dx.mutable_data_ptr<T>();
-  const A* wp = weight.const_data_ptr<A>();
-  const A* bp = bias.const_data_ptr<A>();
-  const A* mp = mean.const_data_ptr<A>();
-  const A* rp = rstd.const_data_ptr<A>();
-  A* dwp = dweight.mutable_data_ptr<A>();
-  A* dbp = dbias.mutable_data_ptr<A>();
   at::parallel_for(0, x.size(0), 1, [=](int64_t begin, int64_t end) {
     std::vector<A> dz(hw * n_ch), mu_c(n_ch), rs_c(n_ch), a(n_ch), shift(n_ch), sum_dz(n_ch), sum_dz_xc(n_ch);
     std::vector<A> coef_dz(n_ch), coef_x(n_ch), constant(n_ch);

@@ -56,57 +56,6 @@ void for_pixels(const at::Tensor& in, at::Tensor& out, F f) {
   });
 }
 
-template <typename T>
-void pool_forward_cl(const at::Tensor& x, at::Tensor& y) {
-  using A = typename Acc<T>::type;
-  for_pixels<T>(x, y, [](const T* xs, int64_t sh, int64_t sw, T* yp, int64_t i, int64_t j, int64_t channels) {
-    const T* p00 = xs + 2 * i * sh + 2 * j * sw;
-    const T *p01 = p00 + sw, *p10 = p00 + sh, *p11 = p00 + sh + sw;
-    for (int64_t c = 0; c < channels; ++c) {
-      const A sum = static_cast<A>(p00[c]) + static_cast<A>(p01[c]) + static_cast<A>(p10[c]) + static_cast<A>(p11[c]);
-      yp[c] = static_cast<T>(sum / A(4));
-    }
-  });
-}
-
-template <typename T>
-void upsample_backward_cl(const at::Tensor& dy, at::Tensor& dx) {
-  using A = typename Acc<T>::type;
-  for_pixels<T>(dy, dx, [](const T* ds, int64_t sh, int64_t sw, T* dxp, int64_t i, int64_t j, int64_t channels) {
-    const T* p00 = ds + 2 * i * sh + 2 * j * sw;
-    const T *p01 = p00 + sw, *p10 = p00 + sh, *p11 = p00 + sh + sw;
-    for (int64_t c = 0; c < channels; ++c) {
-      dxp[c] = static_cast<T>(static_cast<A>(p00[c]) + static_cast<A>(p01[c]) + static_cast<A>(p10[c]) +
-                              static_cast<A>(p11[c]));
-    }
-  });
-}
-
-// pool backward and upsample forward write each input pixel's channels to the 2 x 2 output pixels it covers.
-template <typename T, bool kQuarter>
-void spread_cl(const at::Tensor& in, at::Tensor& out) {
-  using A = typename Acc<T>::type;
-  const int64_t rows = in.size(0) * in.size(2), h = in.size(2), w = in.size(3), channels = in.size(1);
-  const int64_t out_w = out.size(3);
-  const T* ip = in.const_data_ptr<T>();
-  T* op = out.mutable_data_ptr<T>();
-  const int64_t sn = in.stride(0), sh = in.stride(2), sw = in.stride(3);
-  at::parallel_for(0, rows, 1, [=](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t n = r / h, i = r % h;
-      for (int64_t j = 0; j < w; ++j) {
-        const T* src = ip + n * sn + i * sh + j * sw;
-        T* q00 = op + ((n * 2 * h + 2 * i) * out_w + 2 * j) * channels;
-        T *q01 = q00 + channels, *q10 = q00 + out_w * channels, *q11 = q10 + channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          const T v = kQuarter ? static_cast<T>(static_cast<A>(src[c]) / A(4)) : src[c];
-          q00[c] = q01[c] = q10[c] = q11[c] = v;
-        }
-      }
-    }
-  });
-}
-
 // Calls f(input plane, output plane) for each (n, c), in parallel over planes.
 template <typename T, typename F>
 void for_planes(const at::Tensor& in, at::Tensor& out, F f) {
@@ -119,125 +68,124 @@ void for_planes(const at::Tensor& in, at::Tensor& out, F f) {
   });
 }
 
+// Each output pixel: the sum of the input's 2 x 2 block, in PyTorch's order, divided by `divisor` (pooling: 4;
+// the up-sampling's backward: 1), rounded once.
 template <typename T>
-void pool_forward(const at::Tensor& x, at::Tensor& y) {
+void sum_blocks(const at::Tensor& in, at::Tensor& out, double divisor) {
   using A = typename Acc<T>::type;
-  const int64_t h = y.size(2), w = y.size(3), in_w = x.size(3);
-  for_planes<T>(x, y, [=](const T* xp, T* yp) {
+  const int64_t h = out.size(2), w = out.size(3), in_w = in.size(3);
+  const A d = static_cast<A>(divisor);
+  for_planes<T>(in, out, [=](const T* ip, T* op) {
     for (int64_t i = 0; i < h; ++i) {
-      const T* r0 = xp + 2 * i * in_w;
+      const T* r0 = ip + 2 * i * in_w;
       const T* r1 = r0 + in_w;
       for (int64_t j = 0; j < w; ++j) {
         const A sum = static_cast<A>(r0[2 * j]) + static_cast<A>(r0[2 * j + 1]) + static_cast<A>(r1[2 * j]) +
                       static_cast<A>(r1[2 * j + 1]);
-        yp[i * w + j] = static_cast<T>(sum / A(4));
+        op[i * w + j] = static_cast<T>(sum / d);
       }
     }
   });
 }
 
+// Each input pixel divided by `divisor` (the pooling's backward: 4; up-sampling: 1) into its 2 x 2 output block.
 template <typename T>
-void pool_backward(const at::Tensor& dy, at::Tensor& dx) {
+void spread(const at::Tensor& in, at::Tensor& out, double divisor) {
   using A = typename Acc<T>::type;
-  const int64_t h = dy.size(2), w = dy.size(3), out_w = dx.size(3);
-  for_planes<T>(dy, dx, [=](const T* dyp, T* dxp) {
+  const int64_t h = in.size(2), w = in.size(3), out_w = out.size(3);
+  const A d = static_cast<A>(divisor);
+  for_planes<T>(in, out, [=](const T* ip, T* op) {
     for (int64_t i = 0; i < h; ++i) {
-      T* r0 = dxp + 2 * i * out_w;
+      T* r0 = op + 2 * i * out_w;
       T* r1 = r0 + out_w;
-      for (int64_t j = 0; j < w; ++j) {
-        const T v = static_cast<T>(static_cast<A>(dyp[i * w + j]) / A(4));
-        r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = v;
-      }
-    }
-  });
-}
-
-template <typename T>
-void upsample_forward(const at::Tensor& x, at::Tensor& y) {
-  const int64_t h = x.size(2), w = x.size(3), out_w = y.size(3);
-  for_planes<T>(x, y, [=](const T* xp, T* yp) {
-    for (int64_t i = 0; i < h; ++i) {
-      T* r0 = yp + 2 * i * out_w;
-      T* r1 = r0 + out_w;
-      for (int64_t j = 0; j < w; ++j) r0[2 * j] = r0[2 * j + 1] = xp[i * w + j];
+      for (int64_t j = 0; j < w; ++j) r0[2 * j] = r0[2 * j + 1] = static_cast<T>(static_cast<A>(ip[i * w + j]) / d);
       for (int64_t j = 0; j < out_w; ++j) r1[j] = r0[j];
     }
   });
 }
 
+// channels_last forms of the two, vectorised across channels; parallel over rows (n, i) of the smaller image.
 template <typename T>
-void upsample_backward(const at::Tensor& dy, at::Tensor& dx) {
+void sum_blocks_cl(const at::Tensor& in, at::Tensor& out, double divisor) {
   using A = typename Acc<T>::type;
-  const int64_t h = dx.size(2), w = dx.size(3), in_w = dy.size(3);
-  for_planes<T>(dy, dx, [=](const T* dyp, T* dxp) {
-    for (int64_t i = 0; i < h; ++i) {
-      const T* r0 = dyp + 2 * i * in_w;
-      const T* r1 = r0 + in_w;
+  const A d = static_cast<A>(divisor);
+  for_pixels<T>(in, out, [=](const T* xs, int64_t sh, int64_t sw, T* op, int64_t i, int64_t j, int64_t channels) {
+    const T* p00 = xs + 2 * i * sh + 2 * j * sw;
+    const T *p01 = p00 + sw, *p10 = p00 + sh, *p11 = p00 + sh + sw;
+    for (int64_t c = 0; c < channels; ++c) {
+      const A sum = static_cast<A>(p00[c]) + static_cast<A>(p01[c]) + static_cast<A>(p10[c]) + static_cast<A>(p11[c]);
+      op[c] = static_cast<T>(sum / d);
+    }
+  });
+}
+
+template <typename T>
+void spread_cl(const at::Tensor& in, at::Tensor& out, double divisor) {
+  using A = typename Acc<T>::type;
+  const int64_t rows = in.size(0) * in.size(2), h = in.size(2), w = in.size(3), channels = in.size(1);
+  const int64_t out_w = out.size(3);
+  const T* ip = in.const_data_ptr<T>();
+  T* op = out.mutable_data_ptr<T>();
+  const int64_t sn = in.stride(0), sh = in.stride(2), sw = in.stride(3);
+  const A d = static_cast<A>(divisor);
+  at::parallel_for(0, rows, 1, [=](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / h, i = r % h;
       for (int64_t j = 0; j < w; ++j) {
-        const A sum = static_cast<A>(r0[2 * j]) + static_cast<A>(r0[2 * j + 1]) + static_cast<A>(r1[2 * j]) +
-                      static_cast<A>(r1[2 * j + 1]);
-        dxp[i * w + j] = static_cast<T>(sum);
+        const T* src = ip + n * sn + i * sh + j * sw;
+        T* q00 = op + ((n * 2 * h + 2 * i) * out_w + 2 * j) * channels;
+        T *q01 = q00 + channels, *q10 = q00 + out_w * channels, *q11 = q10 + channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          q00[c] = q01[c] = q10[c] = q11[c] = static_cast<T>(static_cast<A>(src[c]) / d);
+        }
       }
     }
   });
 }
 
-#define AMBIENT_DISPATCH(dtype, fn, ...)                                                  \
-  switch (dtype) {                                                                        \
-    case at::kBFloat16: fn<at::BFloat16>(__VA_ARGS__); break;                             \
-    case at::kFloat: fn<float>(__VA_ARGS__); break;                                       \
-    default: fn<double>(__VA_ARGS__); break;                                              \
+// The op's output, half (`halve`) or twice the input's size, in the input's layout, filled by
+// run(dtype tag, input has pixel rows, input, output).
+template <typename F>
+at::Tensor resample(const at::Tensor& in, bool halve, const char* name, F run) {
+  check_input(in);
+  TORCH_CHECK(!halve || (in.size(2) % 2 == 0 && in.size(3) % 2 == 0), name, ": even H and W");
+  const int64_t h = halve ? in.size(2) / 2 : 2 * in.size(2), w = halve ? in.size(3) / 2 : 2 * in.size(3);
+  at::Tensor out = output_like(in, {in.size(0), in.size(1), h, w});
+  const bool rows = pixel_rows(in);
+  switch (in.scalar_type()) {
+    case at::kBFloat16: run(at::BFloat16{}, rows, in, out); break;
+    case at::kFloat: run(float{}, rows, in, out); break;
+    default: run(double{}, rows, in, out); break;
   }
-
-template <typename T>
-void pool_backward_cl(const at::Tensor& dy, at::Tensor& dx) { spread_cl<T, true>(dy, dx); }
-template <typename T>
-void upsample_forward_cl(const at::Tensor& x, at::Tensor& y) { spread_cl<T, false>(x, y); }
+  return out;
+}
 
 at::Tensor pool2x2_forward(const at::Tensor& x) {
-  check_input(x);
-  TORCH_CHECK(x.size(2) % 2 == 0 && x.size(3) % 2 == 0, "pool2x2: even H and W");
-  at::Tensor y = output_like(x, {x.size(0), x.size(1), x.size(2) / 2, x.size(3) / 2});
-  if (pixel_rows(x)) {
-    AMBIENT_DISPATCH(x.scalar_type(), pool_forward, x, y);
-  } else {
-    AMBIENT_DISPATCH(x.scalar_type(), pool_forward_cl, x, y);
-  }
-  return y;
+  return resample(x, true, "pool2x2", [](auto tag, bool rows, const at::Tensor& in, at::Tensor& out) {
+    using T = decltype(tag);
+    rows ? sum_blocks<T>(in, out, 4.0) : sum_blocks_cl<T>(in, out, 4.0);
+  });
 }
 
 at::Tensor pool2x2_backward(const at::Tensor& dy) {
-  check_input(dy);
-  at::Tensor dx = output_like(dy, {dy.size(0), dy.size(1), 2 * dy.size(2), 2 * dy.size(3)});
-  if (pixel_rows(dy)) {
-    AMBIENT_DISPATCH(dy.scalar_type(), pool_backward, dy, dx);
-  } else {
-    AMBIENT_DISPATCH(dy.scalar_type(), pool_backward_cl, dy, dx);
-  }
-  return dx;
+  return resample(dy, false, "pool2x2_backward", [](auto tag, bool rows, const at::Tensor& in, at::Tensor& out) {
+    using T = decltype(tag);
+    rows ? spread<T>(in, out, 4.0) : spread_cl<T>(in, out, 4.0);
+  });
 }
 
 at::Tensor upsample2x_forward(const at::Tensor& x) {
-  check_input(x);
-  at::Tensor y = output_like(x, {x.size(0), x.size(1), 2 * x.size(2), 2 * x.size(3)});
-  if (pixel_rows(x)) {
-    AMBIENT_DISPATCH(x.scalar_type(), upsample_forward, x, y);
-  } else {
-    AMBIENT_DISPATCH(x.scalar_type(), upsample_forward_cl, x, y);
-  }
-  return y;
+  return resample(x, false, "upsample2x", [](auto tag, bool rows, const at::Tensor& in, at::Tensor& out) {
+    using T = decltype(tag);
+    rows ? spread<T>(in, out, 1.0) : spread_cl<T>(in, out, 1.0);
+  });
 }
 
 at::Tensor upsample2x_backward(const at::Tensor& dy) {
-  check_input(dy);
-  TORCH_CHECK(dy.size(2) % 2 == 0 && dy.size(3) % 2 == 0, "upsample2x_backward: even H and W");
-  at::Tensor dx = output_like(dy, {dy.size(0), dy.size(1), dy.size(2) / 2, dy.size(3) / 2});
-  if (pixel_rows(dy)) {
-    AMBIENT_DISPATCH(dy.scalar_type(), upsample_backward, dy, dx);
-  } else {
-    AMBIENT_DISPATCH(dy.scalar_type(), upsample_backward_cl, dy, dx);
-  }
-  return dx;
+  return resample(dy, true, "upsample2x_backward", [](auto tag, bool rows, const at::Tensor& in, at::Tensor& out) {
+    using T = decltype(tag);
+    rows ? sum_blocks<T>(in, out, 1.0) : sum_blocks_cl<T>(in, out, 1.0);
+  });
 }
 
 }  // namespace
