@@ -3,8 +3,8 @@
 Three ops of the U-Net have faster CPU forms with the same math, C++ kernels of
 :mod:`ambient_omni.networks.cpu_kernels`: the normalisation + activation before each convolution
 (:mod:`ambient_omni.networks.group_norm_silu`), and the 2 x 2 average pooling and 2x nearest up-sampling between
-the levels (:func:`downsample`, :func:`upsample`: bit for bit PyTorch's results and gradients). ``$AMBIENT_FAST_OPS`` = ``on`` (the default)
-or ``off`` selects them for the process; :func:`set_fast_ops` and :func:`using_fast_ops` override it (benchmarks
+the levels (:func:`downsample`, :func:`upsample`: bit for bit PyTorch's results and gradients).
+``$AMBIENT_FAST_OPS`` = ``on`` (the default) or ``off`` selects them for the process; :func:`set_fast_ops` and :func:`using_fast_ops` override it (benchmarks
 time today's path, ``off``, beside ours in one process). ``off`` runs exactly the PyTorch ops the network ran
 before these existed. With the fast ops, :func:`memory_format_for` trains the U-Net in channels_last on the CPU.
 """
