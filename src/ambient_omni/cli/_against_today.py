@@ -1,7 +1,8 @@
 """``ambient benchmark-net --against-today ROUNDS``: our training path against today's, as whole processes.
 
-Today's path is float32, eager, with glibc's default malloc and PyTorch's ops (``AMBIENT_FAST_OPS=off``); ours is whatever the options select (bf16
-autocast where the CPU has it, the tuned malloc of :mod:`ambient_omni.host_memory`). The malloc policy belongs
+Today's path is float32, eager, with glibc's default malloc and PyTorch's ops (``AMBIENT_FAST_OPS=off``); ours
+is whatever the options select (bf16 autocast where the CPU has it, the tuned malloc of
+:mod:`ambient_omni.host_memory`, the fast ops of :mod:`ambient_omni.networks.fast_ops`). The malloc policy belongs
 to a process, so the comparison cannot interleave steps in one process as ``--against-fp32`` does: each round
 runs ``benchmark-net`` twice as child processes, in ABBA order (today then ours in odd rounds, ours then today
 in even ones) so that a machine speeding up or slowing down over the rounds favours neither side. Both children

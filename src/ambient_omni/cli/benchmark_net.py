@@ -8,8 +8,9 @@ set of images at 8 fixed, log-spaced sigmas in [0.01, 20] with fixed noise (seed
 (:class:`~ambient_omni.networks.ddpmpp_reference.DDPMppStyleUNet`) on the same batches,
 interleaved step by step, so both see the same machine state; the ratio is what to quote.
 ``--against-fp32`` does the same with today's reference path: the same network, same initial weights,
-float32, eager and PyTorch's own ops (no :mod:`~ambient_omni.networks.fast_ops`), against the training loop's path (bf16 autocast where :mod:`ambient_omni.device`
-enables it; the same Adam). Every network's FLOPs per training image (forward + backward, counted by
+float32, eager and PyTorch's own ops (no :mod:`~ambient_omni.networks.fast_ops`), against the training loop's
+path (bf16 autocast where :mod:`ambient_omni.device` enables it, the fast ops and their memory format; the same
+Adam). Every network's FLOPs per training image (forward + backward, counted by
 ``torch.utils.flop_counter``) are printed with the fraction of this machine's measured matrix-product peak
 (a 1024 x 1024 product in the runner's precision, same threads) that its images/s achieve.
 ``--against-today ROUNDS`` compares whole processes instead (:mod:`ambient_omni.cli._against_today`).

@@ -3,9 +3,9 @@
 The kernels register PyTorch operators under ``torch.ops.ambient_omni``: the fused GroupNorm + SiLU
 (:mod:`ambient_omni.networks.group_norm_silu`) and the 2 x 2 pooling / up-sampling with their backward passes
 (:mod:`ambient_omni.networks.fast_ops`). ``torch.utils.cpp_extension`` compiles them with the machine's C++
-compiler and ``ninja`` (a dependency) (about 30 s, once: ``scripts/setup.sh`` does it) into ``$TORCH_EXTENSIONS_DIR/<name>``, else
-``~/.cache/ambient_omni/kernels/torch-<version>/<name>`` (``$XDG_CACHE_HOME`` respected), with a lock file against
-concurrent builds (torchrun ranks). The build is named after the CPU capability PyTorch detected (AVX512, AVX2 or
+compiler and ``ninja`` (a dependency), about 30 s, once (``scripts/setup.sh`` does it), into
+``$TORCH_EXTENSIONS_DIR/<name>``, else ``~/.cache/ambient_omni/kernels/torch-<version>/<name>`` (``$XDG_CACHE_HOME``
+respected), with a lock file against concurrent builds (torchrun ranks). The build is named after the CPU capability PyTorch detected (AVX512, AVX2 or
 baseline flags), so a cache shared between machines never loads instructions a CPU lacks. Where the build fails
 (no compiler), :func:`kernels_available` is False, a RuntimeWarning says why, and every op runs PyTorch's own.
 """

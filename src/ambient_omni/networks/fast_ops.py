@@ -4,8 +4,8 @@ Three ops of the U-Net have faster CPU forms with the same math, C++ kernels of
 :mod:`ambient_omni.networks.cpu_kernels`: the normalisation + activation before each convolution
 (:mod:`ambient_omni.networks.group_norm_silu`), and the 2 x 2 average pooling and 2x nearest up-sampling between
 the levels (:func:`downsample`, :func:`upsample`: bit for bit PyTorch's results and gradients).
-``$AMBIENT_FAST_OPS`` = ``on`` (the default) or ``off`` selects them for the process; :func:`set_fast_ops` and :func:`using_fast_ops` override it (benchmarks
-time today's path, ``off``, beside ours in one process). ``off`` runs exactly the PyTorch ops the network ran
+``$AMBIENT_FAST_OPS`` = ``on`` (the default) or ``off`` selects them for the process; :func:`set_fast_ops` and
+:func:`using_fast_ops` override it (benchmarks time today's path, ``off``, beside ours in one process). ``off`` runs exactly the PyTorch ops the network ran
 before these existed. With the fast ops, :func:`memory_format_for` trains the U-Net in channels_last on the CPU.
 """
 
@@ -54,14 +54,21 @@ def using_fast_ops(enabled: bool) -> Iterator[None]:
         _override[0] = previous
 
 
-def _kernel_input(x: torch.Tensor) -> bool:
-    """Whether the C++ resampling kernels take ``x``: fast ops on, a CPU (N, C, H, W) tensor of a kernel dtype in a
-    layout they read (:func:`_readable`), not under ``torch.compile``, and the kernels built."""
+KERNEL_DTYPES = (torch.bfloat16, torch.float32, torch.float64)
+
+
+def kernels_take(x: torch.Tensor) -> bool:
+    """Whether a C++ kernel may run on ``x`` (its layout aside, which each op checks): fast ops on, a non-empty CPU
+    tensor of a kernel dtype, not under ``torch.compile`` (compiled code traces PyTorch's ops), the kernels built."""
     from ambient_omni.networks.cpu_kernels import kernels_available
 
-    return (fast_ops_enabled() and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
-            and x.dtype in (torch.bfloat16, torch.float32, torch.float64) and _readable(x)
+    return (fast_ops_enabled() and x.device.type == "cpu" and x.dtype in KERNEL_DTYPES and x.numel() > 0
             and not torch.compiler.is_compiling() and kernels_available())
+
+
+def _kernel_input(x: torch.Tensor) -> bool:
+    """Whether the resampling kernels take ``x``: :func:`kernels_take`, (N, C, H, W), a layout they read."""
+    return x.dim() == 4 and kernels_take(x) and _readable(x)
 
 
 def _readable(t: torch.Tensor) -> bool:

@@ -8,12 +8,12 @@ its channels and positions (biased variance, ``eps`` inside the square root):
 
 ``weight`` and ``bias`` are ``None`` (1 and 0), per channel ``(C,)`` or per sample and channel ``(N, C)``.
 
-On the CPU, for bfloat16 / float / double tensors, contiguous or channels_last, a small C++ kernel (``csrc/group_norm_silu.cpp``,
-built by :mod:`ambient_omni.networks.cpu_kernels`) computes forward and backward in one pass over each (sample,
-group) slab: it reads ``x`` once where PyTorch's GroupNorm, multiply, add and SiLU each read and write a whole
-tensor, and it keeps one tensor for the backward instead of three. It rounds a bf16 result once instead of after
-every op. Without the kernel, on other devices, other memory layouts or under ``torch.compile`` the same function runs
-PyTorch's ops (the reference path, bit for bit what the network computed before the kernel existed); so does
+On the CPU, for bfloat16 / float / double tensors, contiguous or channels_last, a small C++ kernel
+(``csrc/group_norm_silu.cpp``, built by :mod:`ambient_omni.networks.cpu_kernels`) computes forward and backward in
+one pass over each (sample, group) slab: it reads ``x`` once where PyTorch's GroupNorm, multiply, add and SiLU
+each read and write a whole tensor, and it keeps one tensor for the backward instead of three. It rounds a bf16
+result once instead of after every op. Without the kernel, on other devices, other memory layouts or under
+``torch.compile`` the same function runs PyTorch's ops (the reference path, bit for bit what the network computed before the kernel existed); so does
 ``$AMBIENT_FAST_OPS=off`` (:mod:`ambient_omni.networks.fast_ops`).
 """
 
@@ -23,10 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ambient_omni.errors import AmbientError
-from ambient_omni.networks.cpu_kernels import kernels_available
-from ambient_omni.networks.fast_ops import fast_ops_enabled
-
-_KERNEL_DTYPES = (torch.bfloat16, torch.float32, torch.float64)
+from ambient_omni.networks.fast_ops import kernels_take
 
 
 class _GroupNormSiLU(torch.autograd.Function):
@@ -64,11 +61,9 @@ def _check(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torc
 
 
 def _uses_kernel(x: torch.Tensor) -> bool:
-    """Whether ``x`` goes through the fused kernel: enabled, CPU, a kernel dtype, contiguous or channels_last, not
-    compiling."""
-    return (fast_ops_enabled() and x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES
-            and (x.is_contiguous() or _channels_last(x)) and x.numel() > 0 and not torch.compiler.is_compiling()
-            and kernels_available())
+    """Whether ``x`` goes through the fused kernel: :func:`~ambient_omni.networks.fast_ops.kernels_take`, and
+    contiguous or channels_last."""
+    return kernels_take(x) and (x.is_contiguous() or _channels_last(x))
 
 
 def _channels_last(x: torch.Tensor) -> bool:

@@ -298,6 +298,17 @@ bool channels_last(const at::Tensor& x) {
   return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+// Calls f(element tag, accumulator tag) for x's dtype: bf16 and float accumulate in float, double in double.
+template <typename F>
+void dispatch(at::ScalarType dtype, F f) {
+  switch (dtype) {
+    case at::kBFloat16: f(at::BFloat16{}, float{}); break;
+    case at::kFloat: f(float{}, float{}); break;
+    case at::kDouble: f(double{}, double{}); break;
+    default: TORCH_CHECK(false, "x: bfloat16, float or double, not ", dtype);
+  }
+}
+
 void check_inputs(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t groups) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() >= 3 && (x.is_contiguous() || channels_last(x)),
               "x: a CPU tensor (N, C, *), contiguous or channels_last");
@@ -317,21 +328,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> group_norm_silu_forward(const at:
   at::Tensor y = at::empty_like(x);
   at::Tensor mean = at::empty({x.size(0), groups}, weight.options());
   at::Tensor rstd = at::empty_like(mean);
-  const bool cl = channels_last(x);
-  switch (x.scalar_type()) {
-    case at::kBFloat16:
-      (cl ? forward_cl_impl<at::BFloat16, float> : forward_impl<at::BFloat16, float>)(x, weight, bias, groups, eps, y,
-                                                                                     mean, rstd);
-      break;
-    case at::kFloat:
-      (cl ? forward_cl_impl<float, float> : forward_impl<float, float>)(x, weight, bias, groups, eps, y, mean, rstd);
-      break;
-    case at::kDouble:
-      (cl ? forward_cl_impl<double, double> : forward_impl<double, double>)(x, weight, bias, groups, eps, y, mean,
-                                                                            rstd);
-      break;
-    default: TORCH_CHECK(false, "x: bfloat16, float or double, not ", x.scalar_type());
-  }
+  dispatch(x.scalar_type(), [&](auto t, auto a) {
+    using T = decltype(t);
+    using A = decltype(a);
+    (channels_last(x) ? forward_cl_impl<T, A> : forward_impl<T, A>)(x, weight, bias, groups, eps, y, mean, rstd);
+  });
   return {y, mean, rstd};
 }
 
@@ -349,23 +350,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> group_norm_silu_backward(
   at::Tensor dx = at::empty_like(x);
   at::Tensor dweight = at::empty_like(weight);
   at::Tensor dbias = at::empty_like(bias);
-  const bool cl = channels_last(x);
-  switch (x.scalar_type()) {
-    case at::kBFloat16:
-      (cl ? backward_cl_impl<at::BFloat16, float> : backward_impl<at::BFloat16, float>)(dy, x, weight, bias, mean,
-                                                                                       rstd, groups, dx, dweight,
-                                                                                       dbias);
-      break;
-    case at::kFloat:
-      (cl ? backward_cl_impl<float, float> : backward_impl<float, float>)(dy, x, weight, bias, mean, rstd, groups, dx,
-                                                                          dweight, dbias);
-      break;
-    case at::kDouble:
-      (cl ? backward_cl_impl<double, double> : backward_impl<double, double>)(dy, x, weight, bias, mean, rstd, groups,
-                                                                              dx, dweight, dbias);
-      break;
-    default: TORCH_CHECK(false, "x: bfloat16, float or double, not ", x.scalar_type());
-  }
+  dispatch(x.scalar_type(), [&](auto t, auto a) {
+    using T = decltype(t);
+    using A = decltype(a);
+    (channels_last(x) ? backward_cl_impl<T, A> : backward_impl<T, A>)(dy, x, weight, bias, mean, rstd, groups, dx,
+                                                                      dweight, dbias);
+  });
   return {dx, dweight, dbias};
 }
 
