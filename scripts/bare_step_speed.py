@@ -5,6 +5,7 @@ memory" and "On a second CPU" paragraphs.
     AMBIENT_MALLOC=default|tuned .venv/bin/python scripts/bare_step_speed.py [--fp32 [--implicit-bf16]] [--preset P]
         [--steps N]
     .venv/bin/python scripts/bare_step_speed.py --profile 10          # torch.profiler table over 10 steps
+    AMBIENT_FAST_OPS=off|on .venv/bin/python scripts/bare_step_speed.py --profile-shapes 10   # per op and shape
     ONEDNN_VERBOSE=1 .venv/bin/python scripts/bare_step_speed.py --one-step | .venv/bin/python scripts/onednn_time.py
     .venv/bin/python scripts/bare_step_speed.py --modulation | --pool-ops
 
@@ -56,16 +57,18 @@ def loop_speed(step: Callable[[], float], steps: int, batch: int = 64) -> tuple[
     return steps * batch / (time.perf_counter() - start), loss
 
 
-def profile_table(step: Callable[[], float], steps: int) -> str:
-    """torch.profiler's per-op table (self CPU time, top 25) over ``steps`` steps after 8 warm-up steps."""
+def profile_table(step: Callable[[], float], steps: int, shapes: bool = False) -> str:
+    """torch.profiler's per-op table (self CPU time, top 25; with ``shapes`` one row per op and input shapes, top
+    45) over ``steps`` steps after 8 warm-up steps."""
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(8):
         step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         for _ in range(steps):
             step()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+    return prof.key_averages(group_by_input_shape=shapes).table(sort_by="self_cpu_time_total",
+                                                                row_limit=45 if shapes else 25)
 
 
 def _ms(op: Callable[[], torch.Tensor], repeats: int, backward: bool = False) -> float:
@@ -118,13 +121,16 @@ def main() -> None:
                         "matrix products in bf16 (torch.backends.mkldnn.*.fp32_precision = 'bf16'); with --fp32")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--profile", type=int, metavar="STEPS", help="print torch.profiler's table over STEPS steps")
+    mode.add_argument("--profile-shapes", type=int, metavar="STEPS",
+                      help="the same table with one row per op and input shapes")
     mode.add_argument("--one-step", action="store_true", help=f"3 warm-up steps, then {ONE_STEP_MARKER!r} and one "
                       "step (for ONEDNN_VERBOSE=1 ... | scripts/onednn_time.py)")
     mode.add_argument("--modulation", action="store_true", help="time the modulation op instead")
     mode.add_argument("--pool-ops", action="store_true", help="time the pooling and up-sampling ops instead")
     args = parser.parse_args()
-    if args.steps < 1 or (args.profile is not None and args.profile < 1):
-        parser.error("--steps and --profile must be at least 1")
+    profile_steps = args.profile if args.profile is not None else args.profile_shapes
+    if args.steps < 1 or (profile_steps is not None and profile_steps < 1):
+        parser.error("--steps, --profile and --profile-shapes must be at least 1")
     if args.implicit_bf16 and not args.fp32:
         parser.error("--implicit-bf16 changes the float32 path: use it with --fp32")
     torch.set_num_threads(args.threads)
@@ -141,8 +147,8 @@ def main() -> None:
                 print(f"{'x'.join(map(str, shape))} {name:24s}: {ms:.2f} ms forward + backward (bf16)")
         return
     step = make_step(args.preset, not args.fp32)
-    if args.profile is not None:
-        print(profile_table(step, args.profile))
+    if profile_steps is not None:
+        print(profile_table(step, profile_steps, shapes=args.profile_shapes is not None))
         return
     if args.one_step:
         for _ in range(3):

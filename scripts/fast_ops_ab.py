@@ -9,6 +9,7 @@ that rotates every round, so that all four see the same machine; the figures beh
     fp32 today    float32, NCHW, PyTorch's ops (today's path, but with this process's tuned malloc)
 
     .venv/bin/python scripts/fast_ops_ab.py [--preset fmnist-small] [--rounds 12] [--steps 4] [--threads 2]
+    .venv/bin/python scripts/fast_ops_ab.py --kernel-ops   # the fused GroupNorm + SiLU alone against PyTorch's ops
 """
 
 from __future__ import annotations
@@ -61,17 +62,50 @@ def images_per_s(preset: str, rounds: int, steps: int, batch: int = 64) -> dict[
     return {name: (rounds * steps * batch / seconds[name], losses[name]) for name in runs}
 
 
+def kernel_ops_ms(repeats: int = 30) -> dict[tuple[int, ...], tuple[float, float]]:
+    """Forward + backward ms, bf16, of SiLU(GroupNorm(x) * (1 + scale) + shift) (the ResBlock's second norm,
+    32 groups) by the fused kernel and by PyTorch's ops, at the U-Net's three largest shapes."""
+    from ambient_omni.networks.group_norm_silu import group_norm_silu
+
+    def ms(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dy: torch.Tensor, fast: bool) -> float:
+        def once() -> None:
+            with using_fast_ops(fast):
+                group_norm_silu(x, 32, weight, bias).backward(dy)
+        for _ in range(3):
+            once()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            once()
+        return (time.perf_counter() - start) / repeats * 1e3
+
+    gen = torch.Generator().manual_seed(0)
+    times = {}
+    for shape in ((64, 32, 28, 28), (64, 128, 28, 28), (64, 64, 14, 14)):
+        x = torch.randn(shape, generator=gen).bfloat16().requires_grad_()
+        weight = (1 + 0.1 * torch.randn(shape[:2], generator=gen)).bfloat16()
+        bias = (0.1 * torch.randn(shape[:2], generator=gen)).bfloat16()
+        dy = torch.randn(shape, generator=gen).bfloat16()
+        times[shape] = (ms(x, weight, bias, dy, True), ms(x, weight, bias, dy, False))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="fmnist-small")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--steps", type=int, default=4, help="steps per variant per round")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kernel-ops", action="store_true", help="time the fused GroupNorm + SiLU op alone")
     args = parser.parse_args()
     if args.rounds < 1 or args.steps < 1:
         parser.error("--rounds and --steps must be at least 1")
     torch.set_num_threads(args.threads)
     tune_malloc()
+    if args.kernel_ops:
+        for shape, (fused, torch_ops) in kernel_ops_ms().items():
+            print(f"{'x'.join(map(str, shape))}: fused {fused:.2f} ms, PyTorch's ops {torch_ops:.2f} ms "
+                  f"(bf16, forward + backward, {args.threads} threads)")
+        return
     speeds = images_per_s(args.preset, args.rounds, args.steps)
     for name, (speed, loss) in speeds.items():
         print(f"{args.preset} {name:10s}: {speed:6.1f} img/s (last training loss {loss:.5f})")
