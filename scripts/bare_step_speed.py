@@ -71,7 +71,7 @@ def profile_table(step: Callable[[], float], steps: int, shapes: bool = False) -
                                                                 row_limit=45 if shapes else 25)
 
 
-def _ms(op: Callable[[], torch.Tensor], repeats: int, backward: bool = False) -> float:
+def op_ms(op: Callable[[], torch.Tensor], repeats: int, backward: bool = False) -> float:
     """Milliseconds per call of ``op`` (with the backward of a ones gradient if ``backward``), after 5 warm-ups."""
     def once() -> None:
         y = op()
@@ -91,7 +91,7 @@ def modulation_ms(repeats: int = 50) -> dict[str, float]:
     h = torch.randn(64, 32, 28, 28).bfloat16()
     scale, shift = torch.randn(64, 32, 1, 1).bfloat16(), torch.randn(64, 32, 1, 1).bfloat16()
     ops = {"addcmul": lambda: torch.addcmul(shift, h, scale + 1), "multiply + add": lambda: h * (scale + 1) + shift}
-    return {name: _ms(op, repeats) for name, op in ops.items()}
+    return {name: op_ms(op, repeats) for name, op in ops.items()}
 
 
 def pool_ops_ms(shape: tuple[int, int, int, int], repeats: int = 40) -> dict[str, float]:
@@ -108,7 +108,7 @@ def pool_ops_ms(shape: tuple[int, int, int, int], repeats: int = 40) -> dict[str
            "nearest-exact": lambda: F.interpolate(small, size=(h, w), mode="nearest-exact"),
            "nearest scale_factor=2": lambda: F.interpolate(small, scale_factor=2, mode="nearest"),
            "nearest on fp32 copy": lambda: F.interpolate(small.float(), size=(h, w), mode="nearest").to(x.dtype)}
-    return {name: _ms(op, repeats, backward=True) for name, op in ops.items()}
+    return {name: op_ms(op, repeats, backward=True) for name, op in ops.items()}
 
 
 def main() -> None:

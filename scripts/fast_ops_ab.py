@@ -65,18 +65,15 @@ def images_per_s(preset: str, rounds: int, steps: int, batch: int = 64) -> dict[
 def kernel_ops_ms(repeats: int = 30) -> dict[tuple[int, ...], tuple[float, float]]:
     """Forward + backward ms, bf16, of SiLU(GroupNorm(x) * (1 + scale) + shift) (the ResBlock's second norm,
     32 groups) by the fused kernel and by PyTorch's ops, at the U-Net's three largest shapes."""
+    from bare_step_speed import op_ms  # scripts/ is on the path when this script runs
+
     from ambient_omni.networks.group_norm_silu import group_norm_silu
 
-    def ms(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dy: torch.Tensor, fast: bool) -> float:
-        def once() -> None:
+    def timed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, fast: bool) -> float:
+        def op() -> torch.Tensor:
             with using_fast_ops(fast):
-                group_norm_silu(x, 32, weight, bias).backward(dy)
-        for _ in range(3):
-            once()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            once()
-        return (time.perf_counter() - start) / repeats * 1e3
+                return group_norm_silu(x, 32, weight, bias)
+        return op_ms(op, repeats, backward=True)
 
     gen = torch.Generator().manual_seed(0)
     times = {}
@@ -84,8 +81,7 @@ def kernel_ops_ms(repeats: int = 30) -> dict[tuple[int, ...], tuple[float, float
         x = torch.randn(shape, generator=gen).bfloat16().requires_grad_()
         weight = (1 + 0.1 * torch.randn(shape[:2], generator=gen)).bfloat16()
         bias = (0.1 * torch.randn(shape[:2], generator=gen)).bfloat16()
-        dy = torch.randn(shape, generator=gen).bfloat16()
-        times[shape] = (ms(x, weight, bias, dy, True), ms(x, weight, bias, dy, False))
+        times[shape] = (timed(x, weight, bias, True), timed(x, weight, bias, False))
     return times
 
 
